@@ -1,0 +1,30 @@
+// Command inert-demo is the demo profile's service (see package
+// inert/appliance/demo). PID 1 starts it with INERT_RUN_DIR, INERT_LISTEN and
+// INERT_CONFIG set by the manifest.
+package main
+
+import (
+	"log"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"inert/appliance/demo"
+)
+
+func main() {
+	runDir := envOr("INERT_RUN_DIR", "/run/inert")
+	listen := envOr("INERT_LISTEN", ":8734")
+	cfg, _, _ := strings.Cut(os.Getenv("INERT_CONFIG"), ",")
+	s := &demo.Server{RunDir: runDir, EventLog: "/run/log/systemd/tpm2-measure.log", ConfigPath: cfg}
+	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
