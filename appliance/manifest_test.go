@@ -27,10 +27,14 @@ func TestShippedProfilesAreValid(t *testing.T) {
 func TestManifestRejects(t *testing.T) {
 	good, _ := profiles.Manifest("demo")
 	cases := map[string]func(string) string{
-		"unknown field":     func(s string) string { return strings.Replace(s, `"coldplug": true`, `"coldplug": true, "colplug": true`, 1) },
-		"trailing data":     func(s string) string { return s + "{}" },
-		"bad require":       func(s string) string { return strings.Replace(s, `"require": "none"`, `"require": "sgx"`, 1) },
-		"relative argv":     func(s string) string { return strings.Replace(s, `["/usr/lib/inert/demo/inert-demo"]`, `["inert-demo"]`, 1) },
+		"unknown field": func(s string) string {
+			return strings.Replace(s, `"coldplug": true`, `"coldplug": true, "colplug": true`, 1)
+		},
+		"trailing data": func(s string) string { return s + "{}" },
+		"bad require":   func(s string) string { return strings.Replace(s, `"require": "none"`, `"require": "sgx"`, 1) },
+		"relative argv": func(s string) string {
+			return strings.Replace(s, `["/usr/lib/inert/demo/inert-demo"]`, `["inert-demo"]`, 1)
+		},
 		"bad on_exit":       func(s string) string { return strings.Replace(s, `"on_exit": "park"`, `"on_exit": "loop"`, 1) },
 		"two verbs":         func(s string) string { return strings.Replace(s, `status %d.`, `status %d %s.`, 1) },
 		"run dir elsewhere": func(s string) string { return strings.Replace(s, `"run_dir": "/run/inert"`, `"run_dir": "/tmp/x"`, 1) },

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-
 	"inert/netup"
 )
 
@@ -66,5 +65,3 @@ func (w *Worker) reportNetwork(s netup.Status) {
 
 // Wait blocks while background duties run.
 func (w *Worker) Wait() { w.background.Wait() }
-
-

@@ -14,8 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"inert/boot"
 	"inert/boot/kmod"
+	"inert/boot/measure"
 )
 
 // Worker carries one boot through the plan. Its fields are the facts steps
@@ -37,6 +40,9 @@ type Worker struct {
 	files     boot.OperatorFiles
 	tee       boot.TEEInfo
 	detached  string
+	measurer  *measure.Measurer
+	// inputMeasured is set once PCR 12 holds the operator input.
+	inputMeasured bool
 	mu        sync.Mutex
 	faultStep string
 	faultKind string
@@ -55,10 +61,13 @@ func (w *Worker) Steps() Plan {
 		{Name: "setup", Timeout: 10 * time.Second, Run: w.setup},
 		{Name: "modules", Timeout: 60 * time.Second, Run: w.loadModules},
 		{Name: "tee", Timeout: 20 * time.Second, Run: w.teeGate},
+		{Name: "measure", Timeout: 30 * time.Second, Run: w.startMeasuring},
 		{Name: "esp", Timeout: 60 * time.Second, Run: w.readESP, Fallback: w.noESP},
 		{Name: "detach", Timeout: 30 * time.Second, Run: w.detach},
 		{Name: "usb-lockdown", Timeout: 10 * time.Second, Run: w.lockdown},
+		{Name: "input-locked", Timeout: 30 * time.Second, Run: w.lockInput},
 		{Name: "network", Timeout: 10 * time.Second, Run: w.network},
+		{Name: "lock", Timeout: 30 * time.Second, Run: w.lockPhase},
 		{Name: "service", Timeout: 10 * time.Second, Run: w.service},
 	}
 }
@@ -207,9 +216,7 @@ func (w *Worker) stopHotplug() {
 func (w *Worker) teeGate(ctx context.Context) error {
 	kmsg := readKernelLog(w.Env.DevRoot)
 	w.tee = boot.DetectTEE(w.Env, w.Cmdline, kmsg)
-	if b, err := json.MarshalIndent(w.tee, "", "  "); err == nil {
-		_ = writePublic(w.path(filepath.Join(w.M.RunDir, "tee.json")), append(b, '\n'))
-	}
+	w.writeTEE()
 	verdict, err := boot.TMEGate(w.tee, w.Cmdline.Has("LAPEE_NO_TME=1"))
 	if err != nil {
 		return Security("Boot stopped: memory encryption is not enabled by the BIOS.", err)
@@ -271,6 +278,12 @@ func (w *Worker) readESP(ctx context.Context) error {
 		w.info("esp", "the UKI could not be recorded: "+err.Error())
 	}
 	w.files = boot.ReadOperatorFiles(esp.MountPoint, w.M.ESP, w.wifiAllowed())
+	// Measure the bytes before they are used: the same copy is validated
+	// (above), measured (here) and written (acceptConfig).
+	if err := w.measureInput(); err != nil {
+		return err
+	}
+	w.inputMeasured = true
 	return w.acceptConfig()
 }
 
@@ -378,21 +391,25 @@ func sanitize(s string) string {
 }
 
 // readKernelLog reads what is in the kernel ring buffer now, without
-// blocking, for the TME gate's dmesg lines.
+// blocking, for the TME gate's dmesg lines. It uses raw syscalls: os.File
+// would park a non-blocking character device in the poller and wait.
 func readKernelLog(devRoot string) string {
-	f, err := os.OpenFile(filepath.Join(devRoot, "kmsg"), os.O_RDONLY|nonBlock, 0)
+	fd, err := unix.Open(filepath.Join(devRoot, "kmsg"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var b strings.Builder
 	buf := make([]byte, 8192)
 	for b.Len() < 1<<20 {
-		n, err := f.Read(buf)
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EPIPE) {
+			continue // a record was overwritten while we read; go on
+		}
 		if err != nil || n <= 0 {
 			break
 		}
-		// kmsg records are "prio,seq,ts,flags;message\n"
+		// kmsg records are "prio,seq,ts,flags;message\n" plus continuation lines
 		if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok {
 			b.WriteString(msg)
 		}
@@ -403,4 +420,11 @@ func readKernelLog(devRoot string) string {
 // NewWorker prepares a worker for one boot.
 func NewWorker(m *Manifest, env boot.Env, root string, emit func(Event)) *Worker {
 	return &Worker{M: m, Env: env, Root: root, Emit: emit, bgCtx: context.Background()}
+}
+
+// writeTEE writes tee.json: what was found. The service and evidence read it.
+func (w *Worker) writeTEE() {
+	if b, err := json.MarshalIndent(w.tee, "", "  "); err == nil {
+		_ = writePublic(w.path(filepath.Join(w.M.RunDir, "tee.json")), append(b, '\n'))
+	}
 }

@@ -46,6 +46,9 @@ func isKernelSpace(c byte) bool {
 func ParseCmdline(raw string) Cmdline {
 	var c Cmdline
 	s := raw
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i] // the kernel's string ends at a NUL
+	}
 	for {
 		for len(s) > 0 && isKernelSpace(s[0]) {
 			s = s[1:]
@@ -74,10 +77,6 @@ func nextParam(s string) (cmdlineParam, string) {
 	i := 0
 	for ; i < len(s); i++ {
 		c := s[i]
-		if c == 0 {
-			// The kernel's string ends at a NUL; nothing after it exists.
-			break
-		}
 		if isKernelSpace(c) && !inQuote {
 			break
 		}
@@ -90,9 +89,6 @@ func nextParam(s string) (cmdlineParam, string) {
 	}
 	tok := s[:i]
 	rest := s[i:]
-	if i < len(s) && s[i] == 0 {
-		rest = ""
-	}
 	// A token that began with a quote loses a trailing quote; so does a
 	// value that began with one.
 	endsQuote := len(tok) > 0 && tok[len(tok)-1] == '"'

@@ -89,6 +89,8 @@ func TestParseCmdlineMatchesKernel(t *testing.T) {
 		"\"",
 		"k=\"",
 		"\"\"",
+		"\x00",
+		"a=1\x00b=2",
 	} {
 		got := ParseCmdline(raw).Tokens()
 		want := kernelNextArgs(raw)

@@ -143,15 +143,15 @@ func (w *configWalker) value(depth int) error {
 	return nil
 }
 
-// displayKey renders an untrusted key for a status line: quoted, ASCII
-// only, at most 64 characters.
+// displayKey renders an untrusted key for a status line: quoted, printable
+// ASCII only, at most about 70 characters.
 func displayKey(k string) string {
 	const max = 64
-	if utf8.RuneCountInString(k) > max {
-		r := []rune(k)
-		k = string(r[:max]) + "…"
+	q := strconv.QuoteToASCII(k)
+	if len(q) > max {
+		q = q[:max] + `..."`
 	}
-	return strconv.QuoteToASCII(k)
+	return q
 }
 
 // safeErr renders a decoder error without echoing input text.

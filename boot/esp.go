@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -86,7 +87,7 @@ func FindESP(ctx context.Context, env Env, spec ESPSpec, progress func(string)) 
 		wait := time.Duration(max(spec.RoundSeconds, 0)) * time.Second
 		say("round %d/%d: no boot ESP among %d partitions; waiting up to %s for a new disk", r, rounds, len(parts), wait)
 		if err := awaitBlockDevice(ctx, env, wait); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoESP, err)
+			return nil, fmt.Errorf("%w: %w", ErrNoESP, err)
 		}
 	}
 	if lastScanErr != nil {
@@ -188,9 +189,8 @@ func espMismatch(root string, spec ESPSpec) string {
 		return "unreadable " + spec.MarkerFile
 	}
 	defer f.Close()
-	buf := make([]byte, maxMarkerBytes)
-	n, _ := f.Read(buf)
-	line, _, _ := bytes.Cut(buf[:n], []byte("\n"))
+	buf, _ := io.ReadAll(io.LimitReader(f, maxMarkerBytes))
+	line, _, _ := bytes.Cut(buf, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if string(line) != spec.MarkerLine {
 		return spec.MarkerFile + " does not start with " + spec.MarkerLine

@@ -115,8 +115,19 @@ func (m *fakeMachine) gptImage(disk string, guids ...string) {
 	writeGPT(m.t, p, guids...)
 }
 
+// gptCache holds images by GUID list: sgdisk pauses about a second per run
+// (it syncs and waits for the kernel), so each layout is made once.
+var gptCache sync.Map
+
 func writeGPT(t *testing.T, p string, guids ...string) {
 	t.Helper()
+	key := strings.Join(guids, ",")
+	if img, ok := gptCache.Load(key); ok {
+		if err := os.WriteFile(p, img.([]byte), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if err := os.WriteFile(p, make([]byte, (2+len(guids))<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +140,11 @@ func writeGPT(t *testing.T, p string, guids ...string) {
 	if out, err := exec.Command("sgdisk", args...).CombinedOutput(); err != nil {
 		t.Fatalf("sgdisk %v: %v\n%s", args, err, out)
 	}
+	img, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gptCache.Store(key, img)
 }
 
 // fakeMounter records mounts. A mount of a source listed in fs "mounts" that

@@ -138,7 +138,7 @@ func (n *NetlinkUevents) WaitFor(ctx context.Context, name string, match func(Ue
 			return nil
 		}
 		if err != nil {
-			if ctx.Err() == context.Canceled {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				return ctx.Err()
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -25,6 +25,7 @@ func TestGoldenScreensDecodeToURL(t *testing.T) {
 		for _, fm := range formats {
 			name := fmt.Sprintf("%dx%d-%s", sz.w, sz.h, fm.name)
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				bpp := fm.f.BytesPerPixel()
 				geo := Geometry{Width: sz.w, Height: sz.h, Stride: (sz.w+24)*bpp + 8, XOffset: 16, YOffset: 3, Format: fm.f}
 				mem := bytes.Repeat([]byte{0xa5}, geo.Stride*(sz.h+geo.YOffset+2))
@@ -46,13 +47,22 @@ func TestGoldenScreensDecodeToURL(t *testing.T) {
 					t.Fatalf("QR decodes to %q, want %q", got, url)
 				}
 				l := Plan(scene, sz.w, sz.h)
-				if !l.QRCard.In(image.Rect(0, 0, sz.w, sz.h)) {
-					t.Errorf("QR card %v outside the screen", l.QRCard)
+				screen := image.Rect(0, 0, sz.w, sz.h)
+				if !l.QRCard.In(l.QRArea) || !l.QRArea.In(screen) {
+					t.Errorf("QR card %v not inside its area %v on %v", l.QRCard, l.QRArea, screen)
 				}
 				// As large as the screen allows: one more pixel per module
-				// would no longer fit the space the layout had.
-				if span := (len(l.QRBits) + 2*quietZone) * (l.QRModule + 1); span <= min(sz.w, sz.h)-l.QRCard.Min.Y && span <= sz.w-2*marginUnits*l.Scale {
-					t.Errorf("module %d px leaves room for a larger code (%d px fits)", l.QRModule, span)
+				// would no longer fit the area the layout set aside.
+				if span := (len(l.QRBits) + 2*quietZone) * (l.QRModule + 1); span <= l.QRArea.Dx() && span <= l.QRArea.Dy() {
+					t.Errorf("module %d px leaves room for a larger code (%d px fits %v)", l.QRModule, span, l.QRArea.Size())
+				}
+				// The code is the main thing: it takes most of the height.
+				if l.QRCard.Dy() < sz.h/2 {
+					t.Errorf("QR card only %d px high on a %d px screen", l.QRCard.Dy(), sz.h)
+				}
+				// The URL line sits under the code, on screen.
+				if len(l.CaptionAt) != 1 || l.CaptionAt[0].Y < l.QRCard.Max.Y || l.CaptionAt[0].Y+lineHeight(l.Scale) > sz.h {
+					t.Errorf("caption at %v, card %v, screen height %d", l.CaptionAt, l.QRCard, sz.h)
 				}
 			})
 		}
@@ -64,11 +74,28 @@ func TestGoldenScreensDecodeToURL(t *testing.T) {
 func assertOnlyVisibleBytesWritten(t *testing.T, mem []byte, g Geometry, fill byte) {
 	t.Helper()
 	bpp := g.Format.BytesPerPixel()
-	for i, b := range mem {
-		y, x := i/g.Stride, (i%g.Stride)/bpp
-		visible := y >= g.YOffset && y < g.YOffset+g.Height && i%g.Stride < (g.XOffset+g.Width)*bpp && x >= g.XOffset
-		if !visible && b != fill {
-			t.Fatalf("byte %d (line %d, byte %d of the line) outside the visible area was written", i, y, i%g.Stride)
+	untouched := func(from, to int) bool {
+		for _, b := range mem[from:to] {
+			if b != fill {
+				return false
+			}
+		}
+		return true
+	}
+	lines := (len(mem) + g.Stride - 1) / g.Stride
+	for y := range lines {
+		start, end := y*g.Stride, min((y+1)*g.Stride, len(mem))
+		if y < g.YOffset || y >= g.YOffset+g.Height {
+			if !untouched(start, end) {
+				t.Fatalf("line %d is outside the visible area but was written", y)
+			}
+			continue
+		}
+		if !untouched(start, start+g.XOffset*bpp) {
+			t.Fatalf("line %d: panned-away columns before xoffset were written", y)
+		}
+		if !untouched(start+(g.XOffset+g.Width)*bpp, end) {
+			t.Fatalf("line %d: stride padding was written", y)
 		}
 	}
 }
@@ -140,6 +167,56 @@ func TestQRTooLongOrTooBigIsRefusedNotShrunk(t *testing.T) {
 		for i := 0; i < len(img.Pix); i += 4 {
 			if img.Pix[i] == 0xff && img.Pix[i+1] == 0xff && img.Pix[i+2] == 0xff {
 				t.Fatalf("paper white pixel drawn although no code fits")
+			}
+		}
+	}
+}
+
+// Screens without a code: booting and stopped, with a long status that
+// wraps, at every size. The theme fills the screen; text stays inside the
+// margins; nothing looks like a code.
+func TestStatusScreens(t *testing.T) {
+	status := "Boot stopped: HyperBEAM exited with status 1. The node is parked; power it off to try again. Logs: /run/lapee/status \x1b[31m Grüße"
+	scenes := map[string]Scene{
+		"booting": {Word: "BOOTING", Status: "Looking for the boot USB (round 3 of 10).", Theme: ThemeCalm},
+		"stopped": {Word: WordStopped, Status: status, Theme: ThemeStopped},
+		"nonet":   {Word: "READY", Status: "Service healthy.", Caption: NoNetworkCaption, Theme: ThemeCalm},
+	}
+	for _, sz := range []image.Point{{640, 480}, {1280, 800}, {3840, 2160}} {
+		for name, scene := range scenes {
+			frame := image.NewRGBA(image.Rect(0, 0, sz.X, sz.Y))
+			if err := Render(frame, scene); err != nil {
+				t.Fatal(err)
+			}
+			maybeWritePNG(t, fmt.Sprintf("%s-%dx%d", name, sz.X, sz.Y), frame)
+			l := Plan(scene, sz.X, sz.Y)
+			background, paper := 0, 0
+			for i := 0; i < len(frame.Pix); i += 4 {
+				px := frame.Pix[i : i+3 : i+3]
+				bg := scene.Theme.Background
+				if px[0] == bg.R && px[1] == bg.G && px[2] == bg.B {
+					background++
+				}
+				if px[0] == 0xff && px[1] == 0xff && px[2] == 0xff && scene.Theme.Text.R != 0xff {
+					paper++
+				}
+			}
+			if background < sz.X*sz.Y*8/10 {
+				t.Errorf("%s %v: only %d of %d pixels are the %s background", name, sz, background, sz.X*sz.Y, scene.Theme.Name)
+			}
+			if paper != 0 {
+				t.Errorf("%s %v: %d paper pixels without a code", name, sz, paper)
+			}
+			wordBox := image.Rect(l.WordAt.X, l.WordAt.Y, l.WordAt.X+textWidth(len(l.Word), l.WordScale), l.WordAt.Y+lineHeight(l.WordScale))
+			if !wordBox.In(l.TextBounds) {
+				t.Errorf("%s %v: word box %v outside %v", name, sz, wordBox, l.TextBounds)
+			}
+			last := l.StatusAt[len(l.StatusAt)-1].Y + lineHeight(l.Scale)
+			if len(l.CaptionAt) > 0 {
+				last = l.CaptionAt[len(l.CaptionAt)-1].Y + lineHeight(l.Scale)
+			}
+			if last > l.TextBounds.Max.Y {
+				t.Errorf("%s %v: text runs to y=%d, bound %d", name, sz, last, l.TextBounds.Max.Y)
 			}
 		}
 	}

@@ -47,6 +47,7 @@ type Layout struct {
 	QRBits     [][]bool
 	QRModule   int
 	QRCard     image.Rectangle
+	QRArea     image.Rectangle // the space the code was fitted into
 	QRErr      error
 	TextBounds image.Rectangle // the area text may occupy (inside margins)
 }
@@ -96,6 +97,7 @@ func Plan(s Scene, w, h int) Layout {
 		l.StatusAt = centredLines(inner, l.Status, sc, y)
 		y += statusH + gap
 		area := image.Rect(inner.Min.X, y, inner.Max.X, inner.Max.Y-captionH-gap/2)
+		l.QRArea = area
 		l.QRModule, l.QRCard, qrErr = qrLayout(len(l.QRBits), area)
 		if qrErr == nil {
 			l.CaptionAt = centredLines(inner, l.Caption, sc, l.QRCard.Max.Y+gap/2)

@@ -23,6 +23,9 @@ type State struct {
 	Theme      string `json:"theme"` // "calm" or "stopped"
 	// ReadyWord replaces Word once the health probe passes ("READY").
 	ReadyWord string `json:"ready_word,omitempty"`
+	// Probe is set by PID 1 while the service runs: only then is probing
+	// its health meaningful.
+	Probe bool `json:"probe"`
 }
 
 // Words with a meaning to the splash itself.
@@ -119,9 +122,15 @@ func sceneFor(st State, h health) Scene {
 
 func stopped(st State) bool { return st.Word == WordStopped || st.Theme == ThemeStopped.Name }
 
+// wantsProbe: the service runs, the boot has not stopped, and there is
+// somewhere to ask.
+func wantsProbe(st State) bool {
+	return st.Probe && !stopped(st) && healthURL(st.HealthPort, st.HealthPath) != ""
+}
+
 // RunSplash waits for the framebuffer, silences the console and draws each
 // new state read from states (JSON lines) until states ends (nil) or ctx is
-// done. While the state is not STOPPED it probes the service's health itself
+// done. While the service runs and the state is not STOPPED it probes the service's health itself
 // and, once that answers 200, shows the service URL as a QR code. Without a
 // framebuffer it returns ErrNoFramebuffer; with one it cannot draw on,
 // ErrUnsupportedFormat or ErrBadGeometry. It reads nothing but states.
@@ -160,7 +169,7 @@ func RunSplash(ctx context.Context, states io.Reader, opts SplashOptions) error 
 	}()
 	startProbe := func() {
 		url := healthURL(s.state.HealthPort, s.state.HealthPath)
-		if probing || url == "" || stopped(s.state) {
+		if probing || !wantsProbe(s.state) {
 			return
 		}
 		probing = true
@@ -182,7 +191,7 @@ func RunSplash(ctx context.Context, states io.Reader, opts SplashOptions) error 
 			return err
 		case st := <-incoming:
 			s.state = st
-			if stopped(st) || healthURL(st.HealthPort, st.HealthPath) == "" {
+			if !wantsProbe(st) {
 				s.health = health{}
 				if ticker != nil {
 					ticker.Stop()
@@ -200,7 +209,7 @@ func RunSplash(ctx context.Context, states io.Reader, opts SplashOptions) error 
 			startProbe()
 		case h := <-probeDone:
 			probing = false
-			if !stopped(s.state) {
+			if wantsProbe(s.state) {
 				s.health = h
 			}
 			s.redraw()

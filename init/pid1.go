@@ -145,10 +145,13 @@ func (p *pid1) emit(ev appliance.Event) {
 		ev.Time = time.Now().UTC()
 	}
 	line := mustJSON(ev)
+	// Open the port first: a late port replays the log, which must not yet
+	// hold this line.
+	port := p.eventsPort()
 	if p.eventsLog != nil {
 		_, _ = p.eventsLog.Write(line)
 	}
-	if port := p.eventsPort(); port != nil {
+	if port != nil {
 		port.send(line)
 	}
 	human := humanLine(ev)
@@ -287,7 +290,13 @@ func (p *pid1) onWorkerEvent(ev appliance.Event) {
 		return
 	}
 	if ev.Status != "" || ev.Word != "" {
-		p.setStatus(ev.Word, ev.Status)
+		word := ev.Word
+		if p.handedOver {
+			// Once the service runs, the splash word is the service's
+			// (STARTING, READY); the worker only updates the line.
+			word = ""
+		}
+		p.setStatus(word, ev.Status)
 	}
 	switch {
 	case ev.Action == appliance.ActionHalt:

@@ -15,6 +15,7 @@ import (
 // caught ones reset to default in every child.
 //
 // SIGCHLD goes to the reaper; every other signal is drained and dropped.
+// SIGURG is left alone: the Go runtime uses it for preemption.
 func catchSignals() (sigchld <-chan os.Signal, dropped <-chan os.Signal) {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
@@ -27,7 +28,7 @@ var ignoredSignals = []os.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
 	unix.SIGPIPE, unix.SIGALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPWR,
 	unix.SIGWINCH, unix.SIGVTALRM, unix.SIGPROF, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGIO,
-	unix.SIGURG, unix.SIGSTKFLT,
+	unix.SIGSTKFLT,
 }
 
 // disableCtrlAltDel makes the kernel send SIGINT to PID 1 on Ctrl-Alt-Del

@@ -2,6 +2,9 @@ package main
 
 import (
 	"os"
+
+	"inert/appliance"
+	"inert/display"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -97,8 +100,18 @@ func (p *pid1) splashExit() <-chan unix.WaitStatus {
 
 func (p *pid1) onSplashExit(ws unix.WaitStatus) {
 	p.splash = nil
-	if ws.Exited() && ws.ExitStatus() == 0 {
-		return // headless: the splash found no framebuffer and said so
+	if ws.Exited() {
+		switch ws.ExitStatus() {
+		case display.ExitOK:
+			return
+		case display.ExitNoFramebuffer, display.ExitUnsupportedScreen:
+			p.emit(appliance.Event{Step: "splash", State: appliance.StateInfo,
+				Message: "no usable framebuffer; running headless"})
+			if !p.halted && !p.serviceRunning {
+				p.setStatus("", "No screen found; running headless.")
+			}
+			return
+		}
 	}
 	p.log("splash %s; restarting", describeWait(ws))
 	p.startSplash()

@@ -105,7 +105,7 @@ func ukiParsePE(b []byte) (ukiPE, error) {
 	p.sectionAlign = binary.LittleEndian.Uint32(b[p.opt+32:])
 	p.fileAlign = binary.LittleEndian.Uint32(b[p.opt+36:])
 	p.sizeOfHdrs = binary.LittleEndian.Uint32(b[p.opt+60:])
-	if !ukiPowerOfTwo(p.fileAlign) || !ukiPowerOfTwo(p.sectionAlign) || p.fileAlign < 512 || p.sectionAlign < p.fileAlign {
+	if !ukiPowerOfTwo(p.fileAlign) || !ukiPowerOfTwo(p.sectionAlign) || p.fileAlign < 512 || p.fileAlign > 64<<10 || p.sectionAlign < p.fileAlign {
 		return p, fmt.Errorf("%w: alignment file=%d section=%d", ErrStubMalformed, p.fileAlign, p.sectionAlign)
 	}
 	p.sectionsOff = p.opt + optSize

@@ -5,12 +5,13 @@ import "time"
 // minRenewRetry is RFC 2131 §4.4.5's floor between renewal retries.
 const minRenewRetry = 60 * time.Second
 
-// nextRenewal says when to next try to renew l, given that now is at or
-// after the previous attempt (RFC 2131 §4.4.5): at T1 first; then half of
-// the time left to T2 (renewing) or to expiry (rebinding), at least a
-// minute apart and never past expiry. lost is true when now is at or past
-// expiry: the lease is gone. An infinite lease is never renewed (ok=false).
-func nextRenewal(l Lease, now time.Time) (at time.Time, ok, lost bool) {
+// nextRenewal says when to next try to renew l (RFC 2131 §4.4.5): the
+// first attempt at T1 (at once if that has passed); after a failed attempt
+// (retry), half of the time left to T2 (renewing) or to expiry
+// (rebinding), at least a minute apart and never past expiry. lost is true
+// when now is at or past expiry: the lease is gone. An infinite lease is
+// never renewed (ok=false).
+func nextRenewal(l Lease, now time.Time, retry bool) (at time.Time, ok, lost bool) {
 	if l.Infinite {
 		return time.Time{}, false, false
 	}
@@ -20,6 +21,9 @@ func nextRenewal(l Lease, now time.Time) (at time.Time, ok, lost bool) {
 	}
 	if now.Before(t1) {
 		return t1, true, false
+	}
+	if !retry {
+		return now, true, false
 	}
 	limit := t2
 	if !now.Before(t2) {

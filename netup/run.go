@@ -22,6 +22,13 @@ type Config struct {
 	DHCP       Client
 	// Wifi, when set, enables wl* interfaces with these credentials.
 	Wifi *WifiConfig
+	// Radio and Supplicant drive WiFi; nil means MdlayherRadio and
+	// ExecSupplicant.
+	Radio      Radio
+	Supplicant Supplicant
+	// WifiWait bounds the waits for a wl* interface and for association
+	// before a status line says why not (waiting goes on); 0 means 30 s.
+	WifiWait time.Duration
 	// Clock times renewals and retries; nil means the real clock.
 	Clock Clock
 	// CarrierWait bounds the first wait for carrier before a link reports
@@ -29,7 +36,10 @@ type Config struct {
 	CarrierWait time.Duration
 }
 
-const defaultCarrierWait = 5 * time.Second
+const (
+	defaultCarrierWait = 5 * time.Second
+	defaultWifiWait    = 30 * time.Second
+)
 
 // Net is one network bring-up: Run drives it, Ready and Snapshot observe it.
 type Net struct {
@@ -40,11 +50,12 @@ type Net struct {
 	reportMu sync.Mutex // keeps reports in the order of the state changes
 	report   func(Status)
 
-	mu       sync.Mutex
-	sel      *selector
-	applied  *Lease // the primary lease as last applied to the system
-	links    map[string]*linkState
-	promoted bool
+	mu           sync.Mutex
+	sel          *selector
+	applied      *Lease // the primary lease as last applied to the system
+	links        map[string]*linkState
+	linksChanged chan struct{} // closed and replaced when a link starts
+	promoted     bool
 
 	ctx  context.Context
 	hub  *linkHub
@@ -72,7 +83,14 @@ func New(cfg Config) (*Net, error) {
 	if cfg.CarrierWait <= 0 {
 		cfg.CarrierWait = defaultCarrierWait
 	}
-	return &Net{cfg: cfg, clk: clk, ready: make(chan struct{}), sel: newSelector(), links: map[string]*linkState{}}, nil
+	if cfg.WifiWait <= 0 {
+		cfg.WifiWait = defaultWifiWait
+	}
+	if cfg.Radio == nil {
+		cfg.Radio = MdlayherRadio{}
+	}
+	return &Net{cfg: cfg, clk: clk, ready: make(chan struct{}), sel: newSelector(), links: map[string]*linkState{},
+		linksChanged: make(chan struct{}), wifi: wifiState{changed: make(chan struct{})}}, nil
 }
 
 // Run is New followed by Net.Run, for callers that need neither Ready nor
@@ -120,6 +138,13 @@ func (n *Net) Run(ctx context.Context, report func(Status)) error {
 	for _, nic := range nics {
 		n.start(nic)
 	}
+	if n.cfg.Wifi != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.awaitWirelessLink(ctx)
+		}()
+	}
 	<-ctx.Done()
 	n.wg.Wait()
 	return nil
@@ -143,6 +168,8 @@ func (n *Net) start(nic NIC) {
 		return
 	}
 	n.links[nic.Name] = &linkState{NIC: nic, State: stateStarting}
+	close(n.linksChanged)
+	n.linksChanged = make(chan struct{})
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -225,8 +252,9 @@ func (n *Net) awaitCarrier(ctx context.Context, name string) bool {
 // hold renews lease at the times nextRenewal gives until it is lost or ctx
 // ends, and returns the lease last held.
 func (n *Net) hold(ctx context.Context, lease Lease) Lease {
+	retry := false
 	for {
-		at, renewable, lost := nextRenewal(lease, n.clk.Now())
+		at, renewable, lost := nextRenewal(lease, n.clk.Now(), retry)
 		if lost {
 			return lease
 		}
@@ -250,8 +278,10 @@ func (n *Net) hold(ctx context.Context, lease Lease) Lease {
 		case errors.Is(err, ErrNAK):
 			return lease // the server took it back: start over now
 		case err != nil:
-			continue // retried at the next nextRenewal time
+			retry = true
+			continue
 		}
+		retry = false
 		lease = renewed
 		n.offer(lease, 0)
 	}
@@ -347,12 +377,14 @@ func samePrimary(a, b Lease) bool {
 }
 
 // setLink records a link's state and reports its line.
-func (n *Net) setLink(name, state, line string) {
+func (n *Net) setLink(name, state, line string) { n.setLinkWord(name, state, WordDHCP, line) }
+
+func (n *Net) setLinkWord(name, state, word, line string) {
 	n.mu.Lock()
 	st := n.linkLocked(name)
 	st.State, st.Detail = state, line
 	secondary := n.applied != nil && n.applied.Iface != name
-	n.emitUnlock([]Status{{Word: WordDHCP, Line: line, Secondary: secondary}})
+	n.emitUnlock([]Status{{Word: word, Line: line, Secondary: secondary}})
 }
 
 // emitUnlock releases n.mu and reports out, in the order the state changed.

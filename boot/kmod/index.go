@@ -54,9 +54,9 @@ type alias struct {
 // Normalize returns the kernel's name for a module: '-' becomes '_'.
 func Normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
-// moduleName derives a module name from a modules.dep path such as
-// kernel/drivers/usb/storage/usb-storage.ko(.xz|.zst|.gz).
-func moduleName(p string) (string, bool) {
+// ModuleName derives a module name from a module file path such as
+// kernel/drivers/usb/storage/usb-storage.ko(.xz|.zst|.gz): usb_storage.
+func ModuleName(p string) (string, bool) {
 	base := path.Base(p)
 	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
 		if strings.HasSuffix(base, ext) && len(base) > len(ext) {
@@ -131,7 +131,7 @@ func ParseIndex(files IndexFiles) (*Index, error) {
 
 func eachLine(b []byte, fn func(no int, line string) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), maxIndexBytes)
+	sc.Buffer(nil, maxIndexBytes)
 	for no := 1; sc.Scan(); no++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
@@ -150,7 +150,7 @@ func eachLine(b []byte, fn func(no int, line string) error) error {
 func (ix *Index) parseDep(b []byte) error {
 	return eachLine(b, func(no int, line string) error {
 		file, rest, ok := strings.Cut(line, ":")
-		name, named := moduleName(file)
+		name, named := ModuleName(file)
 		if !ok || !named {
 			return fmt.Errorf("%w: modules.dep line %d: want \"path.ko: deps\"", ErrIndex, no)
 		}
@@ -159,7 +159,7 @@ func (ix *Index) parseDep(b []byte) error {
 		}
 		var deps []string
 		for _, d := range strings.Fields(rest) {
-			dn, ok := moduleName(d)
+			dn, ok := ModuleName(d)
 			if !ok {
 				return fmt.Errorf("%w: modules.dep line %d: dependency %q is not a module file", ErrIndex, no, d)
 			}
@@ -173,7 +173,7 @@ func (ix *Index) parseDep(b []byte) error {
 
 func (ix *Index) parseBuiltin(b []byte) error {
 	return eachLine(b, func(no int, line string) error {
-		name, ok := moduleName(line)
+		name, ok := ModuleName(line)
 		if !ok {
 			return fmt.Errorf("%w: modules.builtin line %d: %q is not a module file", ErrIndex, no, line)
 		}

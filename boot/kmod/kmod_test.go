@@ -39,7 +39,7 @@ type recordingLoader struct {
 }
 
 func (l *recordingLoader) Init(f *os.File) error {
-	name, _ := moduleName(f.Name())
+	name, _ := ModuleName(f.Name())
 	l.calls = append(l.calls, name)
 	if err := l.fail[name]; err != nil {
 		return err
@@ -323,5 +323,21 @@ func TestIndexResolve(t *testing.T) {
 	}
 	if !ix.Builtin("configfs") || ix.Has("configfs") || !ix.Has("usb-storage") || ix.Path("usb-storage") != "kernel/drivers/usb/storage/usb-storage.ko" {
 		t.Errorf("Builtin/Has/Path disagree with the index")
+	}
+}
+
+// A refused soft dependency is logged once per Tree, not on every Load.
+func TestSoftFailureLoggedOnce(t *testing.T) {
+	root := fakeTree(t, withFiles(smallTree, nil))
+	l := &recordingLoader{fail: map[string]error{"crc32c_intel": unix.ENODEV}}
+	logged := 0
+	tree := &Tree{Root: root, Release: testRelease, Loader: l, Logf: func(string, ...any) { logged++ }}
+	for i := 0; i < 2; i++ {
+		if _, err := tree.Load(context.Background(), []string{"jbd2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logged != 1 || !slices.Equal(l.calls, []string{"crc32c_intel", "crc32c_generic", "jbd2"}) {
+		t.Fatalf("logged %d, calls %v", logged, l.calls)
 	}
 }

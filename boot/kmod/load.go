@@ -118,6 +118,8 @@ func (t *Tree) indexLocked() (*Index, error) {
 // modules it inserted, in order. An unknown name is ErrNoModule and nothing
 // is loaded; a module the kernel refuses is ErrLoad (its dependants are
 // ErrDependency) and the others are still loaded: all failures are joined.
+// Soft dependencies (modules.softdep) are loaded first where modprobe would,
+// but their failures only go to Logf.
 func (t *Tree) Load(ctx context.Context, names []string) ([]string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -174,8 +176,10 @@ func (t *Tree) loadLocked(ctx context.Context, ix *Index, mods []string, retry b
 			errs = append(errs, err)
 			break
 		}
-		if prev, seen := t.tried[m]; seen && (prev == nil || !retry) {
-			continue // present, or failed and reported when it happened
+		// Present modules are done; failures are retried only when a
+		// caller asks for the module (or needs it) again.
+		if prev, seen := t.tried[m]; seen && (prev == nil || !retry || !hard[m]) {
+			continue
 		}
 		if dep := t.failedDep(ix, m); dep != "" {
 			fail(m, fmt.Errorf("%w: %s needs %s", ErrDependency, m, dep))

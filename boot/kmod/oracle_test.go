@@ -62,7 +62,7 @@ func TestLoadOrderMatchesModprobe(t *testing.T) {
 		var want []string
 		fields := modprobe(t, root, release, "--show-depends", name)
 		for i := 0; i+1 < len(fields); i += 2 {
-			if m, _ := moduleName(fields[i+1]); fields[i] == "insmod" && !slices.Contains(want, m) {
+			if m, _ := ModuleName(fields[i+1]); fields[i] == "insmod" && !slices.Contains(want, m) {
 				want = append(want, m)
 			}
 		}

@@ -146,7 +146,6 @@ func TestMeasurerEveryBank(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 func TestForbiddenPCRsUntouched(t *testing.T) {
 	sw := startSwtpm(t, "sha256", "sha384")
 	tpm := sw.open(t)
@@ -186,7 +185,7 @@ type faultyTPM struct {
 	busyRC    tpm2.TPMRC
 	// dead: every send fails, as when the TPM goes away after Open.
 	dead bool
-	sent      atomic.Int32
+	sent atomic.Int32
 	// timeoutExtend: the next N PCR_Extends time out, after (executed=true)
 	// or before reaching the TPM.
 	timeoutExtend atomic.Int32

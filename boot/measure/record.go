@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // recordSeparator starts every JSON-SEQ record (RFC 7464).
@@ -97,6 +98,11 @@ func (r Record) SelfDescribing() bool {
 func EncodeRecord(r Record) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
+	}
+	// JSON would silently replace invalid UTF-8, and the log would no longer
+	// say what was measured.
+	if !utf8.ValidString(r.Content.String) || !utf8.ValidString(r.Content.EventType) {
+		return nil, fmt.Errorf("%w: content is not valid UTF-8", ErrLogFormat)
 	}
 	js, err := json.Marshal(r)
 	if err != nil {

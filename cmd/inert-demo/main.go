@@ -11,13 +11,24 @@ import (
 	"time"
 
 	"inert/appliance/demo"
+	"inert/boot/measure"
 )
 
 func main() {
 	runDir := envOr("INERT_RUN_DIR", "/run/inert")
 	listen := envOr("INERT_LISTEN", ":8734")
 	cfg, _, _ := strings.Cut(os.Getenv("INERT_CONFIG"), ",")
-	s := &demo.Server{RunDir: runDir, EventLog: "/run/log/systemd/tpm2-measure.log", ConfigPath: cfg}
+	s := &demo.Server{RunDir: runDir, EventLog: measure.LogPath, ConfigPath: cfg,
+		PCRs: func() (map[string]map[string]string, error) {
+			if _, err := os.Stat(measure.DevicePath); err != nil {
+				return nil, err
+			}
+			v, err := measure.ReadPCRs(measure.DevicePath)
+			if err != nil {
+				return nil, err
+			}
+			return v.Hex(), nil
+		}}
 	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }

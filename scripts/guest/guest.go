@@ -104,7 +104,7 @@ func loadModule(path string) error {
 func OpenPort(name string, timeout time.Duration) (*os.File, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		if dev, ok := findPort(name); ok {
+		if dev, ok := findPort("/sys/class/virtio-ports", name); ok {
 			f, err := os.OpenFile("/dev/"+dev, os.O_RDWR, 0)
 			if err == nil {
 				return f, nil
@@ -122,8 +122,10 @@ func OpenPort(name string, timeout time.Duration) (*os.File, error) {
 	}
 }
 
-func findPort(name string) (string, bool) {
-	paths, _ := filepath.Glob("/sys/class/virtio-ports/vport*/name")
+// findPort returns the device name (vportNpM) of the port called name under
+// classDir (/sys/class/virtio-ports).
+func findPort(classDir, name string) (string, bool) {
+	paths, _ := filepath.Glob(filepath.Join(classDir, "vport*", "name"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err == nil && strings.TrimSpace(string(b)) == name {
@@ -139,7 +141,12 @@ func Cmdline(key string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	for _, tok := range strings.Fields(string(b)) {
+	return cmdlineValue(string(b), key)
+}
+
+// cmdlineValue finds key=value among whitespace-separated tokens.
+func cmdlineValue(cmdline, key string) (string, bool) {
+	for _, tok := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(tok, key+"="); ok {
 			return v, true
 		}

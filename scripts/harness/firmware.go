@@ -78,3 +78,7 @@ func firmwareArgs(fw Firmware, secure bool, varsTemplate, varsCopy string) (mach
 		"-drive", "if=pflash,format=raw,unit=1,file="+varsCopy)
 	return machine, args, nil
 }
+
+// FirmwareRefusal is what OVMF prints on the serial console when Secure Boot
+// refuses a boot option's image.
+const FirmwareRefusal = "Access Denied"

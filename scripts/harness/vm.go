@@ -94,7 +94,7 @@ type VM struct {
 
 // Start boots a VM. The VM is stopped when ctx ends or Stop is called;
 // tests should register Stop with t.Cleanup.
-func Start(ctx context.Context, cfg Config) (vm *VM, err error) {
+func Start(ctx context.Context, cfg Config) (_ *VM, err error) {
 	if cfg.WorkDir == "" {
 		return nil, fmt.Errorf("%w: WorkDir is required", ErrConfig)
 	}
@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (vm *VM, err error) {
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	vm = &VM{cfg: cfg, serialLog: cfg.SerialLog, qemuLog: filepath.Join(workDir, "qemu.log")}
+	vm := &VM{cfg: cfg, serialLog: cfg.SerialLog, qemuLog: filepath.Join(workDir, "qemu.log")}
 	if vm.serialLog == "" {
 		vm.serialLog = filepath.Join(workDir, "serial.log")
 	}
@@ -453,4 +453,27 @@ func shellQuote(args []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// WaitSerial waits until the serial console output contains text (for what a
+// person would read there, such as the firmware refusing an image), QEMU
+// exits, or ctx ends.
+func (vm *VM) WaitSerial(ctx context.Context, text string) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if strings.Contains(vm.SerialText(), text) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("harness: awaiting %q on the serial console: %w", text, ctx.Err())
+		case <-vm.proc.done:
+			if strings.Contains(vm.SerialText(), text) {
+				return nil
+			}
+			return fmt.Errorf("%w: %q never appeared on the serial console", ErrVMExited, text)
+		case <-tick.C:
+		}
+	}
 }

@@ -14,7 +14,7 @@ import (
 
 // fastArgon keeps argon2id tests quick; the parameters are still valid for
 // cryptsetup.
-var fastArgon = Argon2idParams(4, 32768, 2)
+var fastArgon = Argon2idParams(4, 1024, 2)
 
 // newImage makes a sparse image file of size bytes.
 func newImage(t testing.TB, size int64) (*os.File, string) {

@@ -122,8 +122,8 @@ func TestInertOpensCryptsetupVolumes(t *testing.T) {
 		keyBits int
 		extra   []string
 	}{
-		{"argon2id", 512, []string{"--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2"}},
-		{"argon2id", 256, []string{"--pbkdf-memory", "32768", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"}},
+		{"argon2id", 512, []string{"--pbkdf-memory", "1024", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "2"}},
+		{"argon2id", 256, []string{"--pbkdf-memory", "1024", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "1"}},
 		{"pbkdf2", 512, []string{"--pbkdf-force-iterations", "1000"}},
 		{"pbkdf2", 256, []string{"--pbkdf-force-iterations", "1000"}},
 	} {

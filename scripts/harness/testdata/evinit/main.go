@@ -1,12 +1,14 @@
 // Command evinit is the harness self-test's /init: it loads the virtio
-// console modules, writes one JSON event echoing the nonce from the kernel
-// command line to org.inert.events, and powers off.
+// console modules, writes one JSON event to org.inert.events echoing the
+// nonce from the kernel command line and saying what it sees (framebuffer
+// size, TPM), and powers off (after a while, with harness.hold=1).
 package main
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"inert/scripts/guest"
@@ -32,10 +34,22 @@ func run() error {
 	}
 	defer port.Close()
 	nonce, _ := guest.Cmdline("harness.nonce")
-	line, err := json.Marshal(map[string]any{"step": "selftest", "state": "ok", "status": "guest up", "nonce": nonce, "pid": os.Getpid()})
+	fbSize, _ := os.ReadFile("/sys/class/graphics/fb0/virtual_size")
+	_, tpmErr := os.Stat("/sys/class/tpm/tpm0")
+	line, err := json.Marshal(map[string]any{
+		"step": "selftest", "state": "ok", "status": "guest up", "nonce": nonce, "pid": os.Getpid(),
+		"fb0": strings.TrimSpace(string(fbSize)), "tpm0": tpmErr == nil,
+	})
 	if err != nil {
 		return err
 	}
-	_, err = port.Write(append(line, '\n'))
-	return err
+	if _, err = port.Write(append(line, '\n')); err != nil {
+		return err
+	}
+	if hold, _ := guest.Cmdline("harness.hold"); hold == "1" {
+		// Keep the screen up while the host takes a screendump; the host
+		// stops the VM, this bound only keeps a lost host from hanging it.
+		time.Sleep(2 * time.Minute)
+	}
+	return nil
 }
