@@ -33,19 +33,19 @@ type Worker struct {
 	Root string
 	Emit func(Event)
 
-	modules   *kmod.Tree
-	stopPlug  context.CancelFunc
-	plugDone  chan struct{}
-	esp       *boot.ESP
-	files     boot.OperatorFiles
-	tee       boot.TEEInfo
-	detached  string
-	measurer  *measure.Measurer
+	modules  *kmod.Tree
+	stopPlug context.CancelFunc
+	plugDone chan struct{}
+	esp      *boot.ESP
+	files    boot.OperatorFiles
+	tee      boot.TEEInfo
+	detached string
+	measurer *measure.Measurer
 	// inputMeasured is set once PCR 12 holds the operator input.
 	inputMeasured bool
-	mu        sync.Mutex
-	faultStep string
-	faultKind string
+	mu            sync.Mutex
+	faultStep     string
+	faultKind     string
 	// background holds duties that outlive the plan (lease renewal); the
 	// worker process stays alive while they run.
 	background sync.WaitGroup
@@ -73,9 +73,11 @@ func (w *Worker) Steps() Plan {
 }
 
 // Run executes the plan with the test-only fault hook applied, and returns
-// its outcome. The fault hook (<ns>.fault=panic@STEP or hang@STEP) can only
-// stop a boot; it exists so the end-to-end suite can prove that a crashing or
-// hanging worker halts with a status rather than a kernel panic.
+// its outcome. The fault hook (<ns>.fault=panic@STEP, hang@STEP or
+// signals@STEP on the signed command line) can only stop a boot or poke PID
+// 1; it exists so the end-to-end suite can prove that a crashing or hanging
+// worker halts with a status rather than a kernel panic, and that PID 1
+// ignores stray signals.
 func (w *Worker) Run(ctx context.Context) Outcome {
 	plan := w.Steps()
 	for i := range plan {
@@ -98,6 +100,12 @@ func (w *Worker) injectFault(step string) {
 		panic("injected fault in step " + step)
 	case "hang":
 		select {} // ignores its context on purpose: PID 1's deadline must catch it
+	case "signals":
+		// PID 1 must shrug these off (the kernel panics if PID 1 exits).
+		for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGHUP, unix.SIGINT} {
+			_ = unix.Kill(1, sig)
+		}
+		w.info(step, "sent SIGTERM, SIGHUP and SIGINT to PID 1")
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"inert/boot"
 )
 
 // espToolGet reads a file from the image's ESP with mcopy directly.
@@ -138,5 +140,35 @@ func TestSetOperatorFilesRefusals(t *testing.T) {
 				t.Error("a refused edit changed the image")
 			}
 		})
+	}
+}
+
+// TestBootSideReadsOperatorFiles copies the whole ESP out with mtools (as a
+// mounted vfat would present it) and reads it with the boot side's reader.
+func TestBootSideReadsOperatorFiles(t *testing.T) {
+	img := imageBuild(t, imageTestUKI(6, 50_000))
+	if err := SetOperatorFiles(img, OperatorEdit{Config: []byte(espTestConfig), Wifi: []byte(espTestWifi)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fat, err := OpenESP(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if _, err := fat.mtools("mcopy", "-s", "::/EFI", "::/LAPEE.MARKER", root); err != nil {
+		t.Fatal(err)
+	}
+	of := boot.ReadOperatorFiles(root, boot.DefaultESPSpec(), true)
+	if of.ConfigErr != nil || string(of.Config) != espTestConfig {
+		t.Errorf("config: %q %v", of.Config, of.ConfigErr)
+	}
+	if of.WifiErr != nil || of.Wifi == nil || of.Wifi.SSID != "Home Net" {
+		t.Errorf("wifi: %v %v", of.Wifi, of.WifiErr)
+	}
+	if m, err := os.ReadFile(filepath.Join(root, "LAPEE.MARKER")); err != nil || string(m) != ESPMarker {
+		t.Errorf("marker %q %v", m, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "EFI", "Boot", "BootX64.efi")); err != nil {
+		t.Errorf("loader not at %s: %v", boot.DefaultESPSpec().Loader, err)
 	}
 }

@@ -31,6 +31,7 @@ var (
 	ErrMounted        = errors.New("write-image: disk is mounted")
 	ErrSystemDisk     = errors.New("write-image: disk holds the running system (/ or /boot)")
 	ErrDiskInUse      = errors.New("write-image: disk is in use (holder or swap)")
+	ErrNoMedium       = errors.New("write-image: disk has no medium (size 0)")
 	ErrDiskTooSmall   = errors.New("write-image: disk is smaller than the image")
 	ErrCannotCheck    = errors.New("write-image: cannot check whether the disk is in use")
 )
@@ -108,7 +109,7 @@ func (b BlockDevices) CheckWriteTarget(dev string) (WriteTarget, error) {
 	}
 	sectors, err := strconv.ParseInt(writeReadTrim(filepath.Join(sysBlock, "size")), 10, 64)
 	if err != nil || sectors <= 0 {
-		return t, fmt.Errorf("%w: %s has no size (no medium?)", ErrNotBlockDevice, path)
+		return t, fmt.Errorf("%w: %s", ErrNoMedium, path)
 	}
 	t.Size = sectors * 512 // sysfs size is always in 512-byte units
 	t.Model = strings.Join(strings.Fields(writeReadTrim(filepath.Join(sysBlock, "device", "vendor"))+" "+

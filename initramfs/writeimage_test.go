@@ -142,7 +142,7 @@ func TestCheckWriteTargetRefusals(t *testing.T) {
 		{"not a device node", "sdb", func(h *writeFakeHost) { h.dev[filepath.Join(h.b.DevRoot, "sdb")] = 0 }, ErrNotBlockDevice},
 		{"no medium", "sdb", func(h *writeFakeHost) {
 			h.write(filepath.Join(h.b.SysRoot, "class", "block", "sdb", "size"), "0\n")
-		}, ErrNotBlockDevice},
+		}, ErrNoMedium},
 		{"SATA disk", "sda", nil, ErrNotRemovable},
 		{"partition mounted", "sdb", func(h *writeFakeHost) {
 			h.appendTo(h.b.MountInfo, "40 22 8:17 / /media/op\\040stick rw - vfat /dev/sdb1 rw\n")

@@ -27,6 +27,15 @@ type Server struct {
 	PCRs func() (map[string]map[string]string, error)
 	// Extra evidence readers filled by later capabilities (SNP report, zones).
 	Extra func() map[string]any
+	// SysRoot stands for /sys (tests use a fake tree).
+	SysRoot string
+}
+
+func (s *Server) sysRoot() string {
+	if s.SysRoot == "" {
+		return "/sys"
+	}
+	return s.SysRoot
 }
 
 // Handler returns the HTTP routes.
@@ -55,7 +64,10 @@ type Evidence struct {
 	PCRs      map[string]map[string]string `json:"pcrs"`
 	EventLog  []json.RawMessage            `json:"event_log"`
 	Zones     json.RawMessage              `json:"zones"`
-	Extra     map[string]any               `json:"extra,omitempty"`
+	// BlockDevices are the kernel's block devices now: after the detach the
+	// boot stick is not among them.
+	BlockDevices []string       `json:"block_devices"`
+	Extra        map[string]any `json:"extra,omitempty"`
 }
 
 // ConfigEvidence says whether an operator config was accepted.
@@ -78,6 +90,12 @@ func (s *Server) Collect() Evidence {
 		Network:   keyValues(s.read("primary-net")),
 		PCRs:      map[string]map[string]string{},
 		Zones:     rawOr(s.read("zones.json"), "[]"),
+	}
+	ev.BlockDevices = []string{}
+	if ents, err := os.ReadDir(filepath.Join(s.sysRoot(), "class/block")); err == nil {
+		for _, e := range ents {
+			ev.BlockDevices = append(ev.BlockDevices, e.Name())
+		}
 	}
 	cfg := keyValues(s.read("config-state"))
 	ev.Config = ConfigEvidence{Present: cfg["present"] == "yes", SHA256: cfg["sha256"],

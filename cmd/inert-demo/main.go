@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,23 @@ func main() {
 			return v.Hex(), nil
 		}}
 	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	exitAfter(os.Getenv("INERT_DEMO_EXIT_AFTER"), os.Getenv("INERT_DEMO_EXIT_STATUS"))
 	log.Fatal(srv.ListenAndServe())
+}
+
+// exitAfter makes the service exit on its own after a while with a given
+// status. It is set only by the end-to-end suite's test profile (in the
+// measured manifest), to prove PID 1's exit policy.
+func exitAfter(after, status string) {
+	d, err := time.ParseDuration(after)
+	if err != nil || d <= 0 {
+		return
+	}
+	code, err := strconv.Atoi(status)
+	if err != nil {
+		code = 1
+	}
+	time.AfterFunc(d, func() { os.Exit(code) })
 }
 
 func envOr(k, def string) string {

@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"inert/appliance"
+	"inert/scripts/harness"
+)
+
+const (
+	bootLimit = 6 * time.Minute // TCG with OVMF, two VMs sharing two cores
+)
+
+// TestHappyPath boots the demo stick as a laptop would and checks what the
+// appliance reports: the service answers through the port forward, the boot
+// USB is gone, the network is QEMU's, the evidence is complete.
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	img, ukiPath := stick{}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	awaitHealthy(t, vm, bootLimit)
+	ev := evidence(t, vm)
+
+	if got, want := field[string](t, ev, "uki_sha256"), sha256File(t, ukiPath); got != want {
+		t.Errorf("uki_sha256 %s, want the sha256 of the signed UKI %s", got, want)
+	}
+	netw := field[map[string]string](t, ev, "network")
+	for k, want := range map[string]string{"ip": "10.0.2.15", "gw": "10.0.2.2", "dns": "10.0.2.3", "iface": "eth0"} {
+		if !strings.HasPrefix(netw[k], want) {
+			t.Errorf("primary-net %s=%q, want %q", k, netw[k], want)
+		}
+	}
+	cfg := field[map[string]any](t, ev, "config")
+	if cfg["present"] != false || cfg["path"] != "/tmp/config.json" {
+		t.Errorf("config evidence %v: want absent, given as /tmp/config.json", cfg)
+	}
+	for _, dev := range field[[]string](t, ev, "block_devices") {
+		if strings.HasPrefix(dev, "sd") {
+			t.Errorf("block device %s still present after the detach", dev)
+		}
+	}
+	detach := awaitEvent(t, vm, time.Second, "the detach", func(e appliance.Event) bool {
+		return e.Step == "detach" && e.Data["outcome"] != ""
+	})
+	if detach.Data["outcome"] != "removed" {
+		t.Errorf("USB stick detach outcome %q, want removed", detach.Data["outcome"])
+	}
+	for _, e := range events(vm) {
+		if e.State == appliance.StateFail {
+			t.Errorf("step %s failed: %s", e.Step, e.Message)
+		}
+	}
+	if m := regexp.MustCompile(`(?i)kernel panic`).FindString(vm.SerialText()); m != "" {
+		t.Errorf("serial log shows a %s", m)
+	}
+	reportBootTiming(t, vm)
+}
+
+// reportBootTiming prints the boot benchmark: kernel start of /init to the
+// service exec, from PID 1's own clock, and the DHCP figure.
+func reportBootTiming(t *testing.T, vm *harness.VM) {
+	for _, e := range events(vm) {
+		if e.Step == "service" && e.State == appliance.StateStart && e.Data["since_pid1_ms"] != "" {
+			fmt.Printf("BENCH boot: /init to service exec %s ms (TCG)\n", e.Data["since_pid1_ms"])
+		}
+		if ms := e.Data["link_to_lease_ms"]; ms != "" {
+			fmt.Printf("BENCH network: link up to primary lease %s ms (TCG)\n", ms)
+		}
+	}
+}
+
+// TestNoESP: a stick without the marker is not the boot ESP; the boot goes on
+// without operator files and says so.
+func TestNoESP(t *testing.T) {
+	t.Parallel()
+	img, _ := stick{Delete: []string{"/LAPEE.MARKER"}}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	awaitEvent(t, vm, bootLimit, "the no-ESP status", func(e appliance.Event) bool {
+		return e.Step == "esp" && e.State == appliance.StateFail &&
+			e.Status == "Boot USB was not found; continuing without Wi-Fi settings."
+	})
+	awaitHealthy(t, vm, bootLimit)
+	ev := evidence(t, vm)
+	if cfg := field[map[string]any](t, ev, "config"); cfg["present"] != false {
+		t.Errorf("config %v without an ESP", cfg)
+	}
+}
+
+// TestTwoESPs: a second disk carrying a copy of the boot ESP halts the boot.
+func TestTwoESPs(t *testing.T) {
+	t.Parallel()
+	img, _ := stick{}.image(t)
+	twin := filepath.Join(t.TempDir(), "twin.img")
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, twin, string(b))
+	vm := boot(t, harness.Config{Image: img, ExtraDisks: []string{twin}, TPM: true})
+	status := awaitHalt(t, vm, bootLimit)
+	if !strings.Contains(status, "more than one boot USB") {
+		t.Errorf("halt status %q", status)
+	}
+	assertParked(t, vm)
+}
+
+// assertParked checks the VM is alive and PID 1 did not panic.
+func assertParked(t *testing.T, vm *harness.VM) {
+	t.Helper()
+	if _, err := vm.QMP("query-status", nil); err != nil {
+		t.Errorf("VM not answering after the halt: %v", err)
+	}
+	if strings.Contains(vm.SerialText(), "Kernel panic") {
+		t.Errorf("kernel panic on the serial console")
+	}
+}
+
+// TestBadConfigs: config.json files inert must refuse. Each boot keeps "{}",
+// says why, and the service still starts.
+func TestBadConfigs(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct{ config, reason string }{
+		"rejected top-level key": {`{"trusted_devices": ["x"]}`, "trusted-devices"},
+		"nested measurement-body-source": {
+			`{"a": {"b": [{"c": {"Measurement_Body_Source": "hook"}}]}}`, "measurement-body-source"},
+		"not an object": {`["a"]`, "object"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			img, _ := stick{Raw: map[string]string{"/EFI/boot/config.json": tc.config}}.image(t)
+			vm := boot(t, harness.Config{Image: img, TPM: true})
+			ev := awaitEvent(t, vm, bootLimit, "the rejection", func(e appliance.Event) bool {
+				return e.Step == "esp" && strings.Contains(e.Status, "config.json was rejected")
+			})
+			if !strings.Contains(ev.Status, tc.reason) || !strings.HasSuffix(ev.Status, "using {}.") {
+				t.Errorf("status %q does not say why (%s) and what happens", ev.Status, tc.reason)
+			}
+			awaitHealthy(t, vm, bootLimit)
+			cfg := field[map[string]any](t, evidence(t, vm), "config")
+			if cfg["present"] != false || !strings.Contains(fmt.Sprint(cfg["reason"]), tc.reason) {
+				t.Errorf("config evidence %v", cfg)
+			}
+		})
+	}
+}
+
+// TestGoodConfig: an accepted config reaches the service byte for byte.
+func TestGoodConfig(t *testing.T) {
+	t.Parallel()
+	config := `{"port": 8734, "note": "operator"}`
+	img, _ := stick{Config: config}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	awaitHealthy(t, vm, bootLimit)
+	cfg := field[map[string]any](t, evidence(t, vm), "config")
+	if cfg["present"] != true || cfg["sha256"] != sha256Hex(config) {
+		t.Errorf("config evidence %v, want present with sha256 %s", cfg, sha256Hex(config))
+	}
+}
+
+// TestWorkerPanic: a panic in the worker is a halt with a status line, never
+// a kernel panic.
+func TestWorkerPanic(t *testing.T) {
+	t.Parallel()
+	img, _ := stick{Cmdline: prodCmdline + " inert.fault=panic@esp"}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	if status := awaitHalt(t, vm, bootLimit); status != "Boot stopped: internal error in esp." {
+		t.Errorf("halt status %q", status)
+	}
+	assertParked(t, vm)
+}
+
+// TestSignalsToPID1: SIGTERM, SIGHUP and SIGINT sent to PID 1 during the boot
+// change nothing, and Ctrl-Alt-Del does not reboot.
+func TestSignalsToPID1(t *testing.T) {
+	t.Parallel()
+	img, _ := stick{Cmdline: prodCmdline + " inert.fault=signals@network"}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	awaitEvent(t, vm, bootLimit, "the signals", func(e appliance.Event) bool {
+		return strings.HasPrefix(e.Message, "sent SIGTERM")
+	})
+	awaitHealthy(t, vm, bootLimit)
+	if _, err := vm.QMP("send-key", map[string]any{"keys": []map[string]string{
+		{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "delete"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The VM runs with -no-reboot: a reboot would end QEMU. Prove the guest
+	// still serves after the key press has been handled.
+	awaitHealthy(t, vm, time.Minute)
+	select {
+	case <-vm.Done():
+		t.Fatal("the VM went away after Ctrl-Alt-Del")
+	default:
+	}
+	assertParked(t, vm)
+}
+
+// TestServiceExit: when the service exits the boot stops, STOPPED, and PID 1
+// parks (no reboot loop).
+func TestServiceExit(t *testing.T) {
+	t.Parallel()
+	manifest := exitingManifest(t)
+	img, _ := stick{Manifest: manifest}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	status := awaitHalt(t, vm, bootLimit)
+	if status != "Boot stopped: the demo service exited with status 3." {
+		t.Errorf("halt status %q", status)
+	}
+	assertParked(t, vm)
+}
+
+// exitingManifest is the demo profile with a service that exits with status
+// 3 a few seconds after it starts.
+func exitingManifest(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "appliance", "profiles", "demo.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	svc := m["service"].(map[string]any)
+	env := svc["env"].(map[string]any)
+	env["INERT_DEMO_EXIT_AFTER"] = "5s"
+	env["INERT_DEMO_EXIT_STATUS"] = strconv.Itoa(3)
+	out, _ := json.MarshalIndent(m, "", "  ")
+	path := filepath.Join(work, "exiting.json")
+	mu.Lock()
+	defer mu.Unlock()
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
