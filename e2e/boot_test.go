@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -61,7 +62,33 @@ func TestHappyPath(t *testing.T) {
 	if m := regexp.MustCompile(`(?i)kernel panic`).FindString(vm.SerialText()); m != "" {
 		t.Errorf("serial log shows a %s", m)
 	}
+	assertSplashShowsURL(t, vm)
 	reportBootTiming(t, vm)
+}
+
+// assertSplashShowsURL reads the QR code off the screen with an independent
+// decoder and checks that no kernel console text drew over the splash.
+func assertSplashShowsURL(t *testing.T, vm *harness.VM) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	text, img, err := vm.AwaitQR(ctx)
+	if err != nil {
+		t.Fatalf("splash: %v", err)
+	}
+	if text != "http://10.0.2.15:8734/" {
+		t.Errorf("the QR code says %q", text)
+	}
+	// fbcon draws kernel messages from the top-left corner: that band must
+	// be plain background.
+	bg := img.RGBAAt(0, 0)
+	for y := 0; y < 64; y++ {
+		for x := 0; x < img.Bounds().Dx()/3; x++ {
+			if c := img.RGBAAt(x, y); c != bg {
+				t.Fatalf("pixel (%d,%d) is %v, not the background %v: something drew over the splash", x, y, c, bg)
+			}
+		}
+	}
 }
 
 // reportBootTiming prints the boot benchmark: kernel start of /init to the
@@ -215,6 +242,29 @@ func TestServiceExit(t *testing.T) {
 		t.Errorf("halt status %q", status)
 	}
 	assertParked(t, vm)
+	assertStoppedTheme(t, vm)
+}
+
+// assertStoppedTheme waits until the screen turns the unmistakable red of
+// STOPPED (the splash redraws on the state change).
+func assertStoppedTheme(t *testing.T, vm *harness.VM) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		img, err := vm.Screen()
+		if err == nil {
+			c := img.RGBAAt(2, 2)
+			if c.R > 120 && int(c.R) > 2*int(c.G) && int(c.R) > 2*int(c.B) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the screen background is %v, not the STOPPED red", c)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the screen has no change notification
+	}
 }
 
 // exitingManifest is the demo profile with a service that exits with status

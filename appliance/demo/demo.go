@@ -66,8 +66,12 @@ type Evidence struct {
 	Zones     json.RawMessage              `json:"zones"`
 	// BlockDevices are the kernel's block devices now: after the detach the
 	// boot stick is not among them.
-	BlockDevices []string       `json:"block_devices"`
-	Extra        map[string]any `json:"extra,omitempty"`
+	BlockDevices []string `json:"block_devices"`
+	// FirmwareLog is the firmware's binary TCG event log, hex.
+	FirmwareLog string `json:"firmware_log"`
+	// SNPReport is the boot's SEV-SNP attestation report, when there is one.
+	SNPReport json.RawMessage `json:"snp_report,omitempty"`
+	Extra     map[string]any  `json:"extra,omitempty"`
 }
 
 // ConfigEvidence says whether an operator config was accepted.
@@ -111,6 +115,8 @@ func (s *Server) Collect() Evidence {
 	if ev.EventLog == nil {
 		ev.EventLog = []json.RawMessage{}
 	}
+	ev.FirmwareLog = s.firmwareLog()
+	ev.SNPReport = s.snpReport()
 	if s.Extra != nil {
 		ev.Extra = s.Extra()
 	}

@@ -101,6 +101,16 @@ func runQEMU(args []string) (err error) {
 	}
 	fmt.Printf("Running at %s\n", url)
 	if *screenshot != "" {
+		// The splash shows the QR a probe interval after the service
+		// answers: wait for it, so the picture is what a person scans.
+		qctx, cancel := context.WithTimeout(ctx, time.Minute)
+		text, _, err := vm.AwaitQR(qctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "qemu: no QR code on the screen yet (%v); saving the screen as it is\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "qemu: the screen shows a QR code for %s\n", text)
+		}
 		if err := vm.Screendump(*screenshot); err != nil {
 			return fmt.Errorf("screenshot: %w", err)
 		}
