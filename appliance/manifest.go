@@ -43,6 +43,9 @@ type Manifest struct {
 	Service ServiceSpec   `json:"service"`
 	// Modes says what each step does in prod and in debug.
 	Modes map[string]ModeSpec `json:"modes"`
+	// Zones are the encrypted zone volumes opened or provisioned before the
+	// service starts (CONTRACTS §3); see ZoneSpec.
+	Zones []ZoneSpec `json:"zones,omitempty"`
 }
 
 // StatusWords are the words and lines a person reads.
@@ -232,7 +235,7 @@ func (m *Manifest) Validate() error {
 			return bad("modes.%s: only prod and debug exist", mode)
 		}
 	}
-	return nil
+	return validateZones(m.Zones)
 }
 
 func validStdio(s string, emptyOK bool) bool {

@@ -3,9 +3,16 @@ package appliance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/google/go-sev-guest/client"
 
 	"inert/boot/measure"
+	"inert/boot/measure/snp"
 )
 
 // The measurement steps. With a TPM, every phase and the operator config go
@@ -25,6 +32,9 @@ func (w *Worker) startMeasuring(ctx context.Context) error {
 	if err != nil {
 		return Internal("Boot stopped: the measurement log could not be created.", err)
 	}
+	// systemd's record fields: which boot, and when (CLOCK_BOOTTIME).
+	log.BootID = measure.ReadBootID(w.Root)
+	log.Now = measure.BootTimeMicros
 	m, err := measure.Open(w.path(measure.DevicePath), log)
 	if err != nil {
 		// A TPM that errors counts as absent, loudly; require=tpm then halts.
@@ -93,17 +103,85 @@ func (w *Worker) lockInput(ctx context.Context) error {
 }
 
 // lockPhase is the last measurement before the service runs: from here on
-// nothing sealed to an earlier PCR 11 value unseals.
+// nothing sealed to an earlier PCR 11 value unseals. The inert-storage phase
+// before it is extended by the storage step itself, first thing, so that
+// zone keys seal and unseal against exactly that PCR 11 value.
+//
+// On an SEV-SNP guest the boot's attestation report is requested last, so
+// that it binds the complete event log.
 func (w *Worker) lockPhase(ctx context.Context) error {
-	if w.measurer == nil {
+	if w.measurer != nil {
+		if err := w.phase("ready"); err != nil {
+			return err
+		}
+		w.reportMeasuring()
+		_ = w.measurer.Close()
+	}
+	if err := w.attestSNP(snp.OpenDevice); err != nil {
+		return err
+	}
+	if w.measurer == nil && !w.tee.SNP {
 		return Skip("no TPM")
 	}
-	if err := w.phase("inert-storage"); err != nil {
-		return err
-	}
-	if err := w.phase("ready"); err != nil {
-		return err
-	}
-	_ = w.measurer.Close()
 	return nil
+}
+
+// reportMeasuring says how many extends this boot made and what they cost
+// (TPM commands and log writes): the measurement benchmark.
+func (w *Worker) reportMeasuring() {
+	n, spent := w.measurer.Spent()
+	w.Emit(Event{Step: "lock", State: StateInfo, Message: fmt.Sprintf("%d measurements in %s", n, spent.Round(time.Microsecond)),
+		Data: map[string]string{"measure_extends": strconv.Itoa(n), "measure_us": strconv.FormatInt(spent.Microseconds(), 10)}})
+}
+
+// attestSNP requests the boot's SEV-SNP report (basic report, VMPL 0) when
+// the machine is an SNP guest, with REPORT_DATA binding the event log as it
+// stands after "ready" and the operator config bytes as read (snp.Binding),
+// and stores it in the run directory. A refusal halts the boot when the
+// manifest requires SNP; otherwise the boot goes on and
+// <run>/snp-report.error says why there is no report.
+func (w *Worker) attestSNP(open func() (client.Device, error)) error {
+	if !w.tee.SNP {
+		return nil
+	}
+	runDir := w.path(w.M.RunDir)
+	err := w.requestSNPReport(open, runDir)
+	if err == nil {
+		_ = os.Remove(filepath.Join(runDir, snpErrorFile))
+		w.info("lock", "SEV-SNP attestation report stored")
+		return nil
+	}
+	if w.M.TEE.Require == "snp" {
+		return Security("Boot stopped: the SEV-SNP attestation report could not be obtained.", err)
+	}
+	_ = writePublic(filepath.Join(runDir, snpErrorFile), []byte(sanitize(err.Error())+"\n"))
+	w.info("lock", "no SEV-SNP attestation report: "+sanitize(err.Error()))
+	return nil
+}
+
+// snpErrorFile records why an SNP guest has no report.
+const snpErrorFile = "snp-report.error"
+
+func (w *Worker) requestSNPReport(open func() (client.Device, error), runDir string) error {
+	var logBytes, config []byte
+	if w.measurer != nil {
+		b, err := os.ReadFile(w.path(measure.LogPath))
+		if err != nil {
+			return fmt.Errorf("%w: read the event log: %v", snp.ErrReport, err)
+		}
+		logBytes = b
+	}
+	if w.files.ConfigPath != "" {
+		config = w.files.ConfigRaw
+	}
+	dev, err := open()
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	rep, err := snp.Request(dev, snp.NewBinding(logBytes, config))
+	if err != nil {
+		return err
+	}
+	return snp.Store(runDir, rep, nil)
 }

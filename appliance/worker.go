@@ -19,6 +19,8 @@ import (
 	"inert/boot"
 	"inert/boot/kmod"
 	"inert/boot/measure"
+	"inert/netup"
+	"inert/storage"
 )
 
 // Worker carries one boot through the plan. Its fields are the facts steps
@@ -50,6 +52,12 @@ type Worker struct {
 	// worker process stays alive while they run.
 	background sync.WaitGroup
 	bgCtx      context.Context
+
+	// disks is the snapshot taken before the USB lockdown; zone storage
+	// refuses disks missing from it. zones is nil in production.
+	disks    storage.DiskSet
+	disksErr error
+	zones    zoneProvisioner
 }
 
 // statusLine builds a status from parts; the class decides the action.
@@ -67,6 +75,7 @@ func (w *Worker) Steps() Plan {
 		{Name: "usb-lockdown", Timeout: 10 * time.Second, Run: w.lockdown},
 		{Name: "input-locked", Timeout: 30 * time.Second, Run: w.lockInput},
 		{Name: "network", Timeout: 10 * time.Second, Run: w.network},
+		{Name: "storage", Timeout: 120 * time.Second, Run: w.storage},
 		{Name: "lock", Timeout: 30 * time.Second, Run: w.lockPhase},
 		{Name: "service", Timeout: 10 * time.Second, Run: w.service},
 	}
@@ -145,6 +154,11 @@ func (w *Worker) setup(ctx context.Context) error {
 	}
 	if err := WriteFile0600(w.path(w.M.ESP.Config.Out), []byte("{}")); err != nil {
 		return Internal("Boot stopped: the config file could not be prepared.", err)
+	}
+	if w.Root == "/" {
+		if err := netup.LoopbackUp(); err != nil {
+			w.info("setup", "loopback: "+err.Error())
+		}
 	}
 	return nil
 }
@@ -347,6 +361,7 @@ func (w *Worker) detach(ctx context.Context) error {
 // stops loading drivers for devices that appear from now on.
 func (w *Worker) lockdown(ctx context.Context) error {
 	w.stopHotplug()
+	w.snapshotDisks()
 	if !w.M.Modes[string(w.Mode)].USBLockdown {
 		return Skip("not in " + string(w.Mode) + " mode")
 	}

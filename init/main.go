@@ -29,8 +29,10 @@ func main() {
 		os.Exit(runWorker())
 	case "splash":
 		os.Exit(runSplash())
+	case "zone":
+		os.Exit(runZone(os.Args[2:]))
 	default:
-		fmt.Fprintln(os.Stderr, "inert init: run by the kernel as PID 1; roles: worker, splash")
+		fmt.Fprintln(os.Stderr, "inert init: run by the kernel as PID 1; roles: worker, splash, zone open")
 		os.Exit(2)
 	}
 }

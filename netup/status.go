@@ -31,14 +31,14 @@ type Status struct {
 }
 
 // Status lines. They are values so tests and the splash agree on them.
-func lineNoNIC() string                 { return "No network interface found." }
-func lineNoCable(iface string) string   { return iface + ": no cable." }
-func lineAsking(iface string) string    { return iface + ": asking for an address (DHCP)." }
-func lineNoAnswer(iface string) string  { return iface + ": no DHCP answer." }
-func lineRefused(iface string) string   { return iface + ": DHCP server refused the request." }
-func lineBadLease(iface string) string  { return iface + ": DHCP answer unusable." }
+func lineNoNIC() string                  { return "No network interface found." }
+func lineNoCable(iface string) string    { return iface + ": no cable." }
+func lineAsking(iface string) string     { return iface + ": asking for an address (DHCP)." }
+func lineNoAnswer(iface string) string   { return iface + ": no DHCP answer." }
+func lineRefused(iface string) string    { return iface + ": DHCP server refused the request." }
+func lineBadLease(iface string) string   { return iface + ": DHCP answer unusable." }
 func lineLinkFailed(iface string) string { return iface + ": cannot configure the link." }
-func linePrimary(p Primary) string      { return fmt.Sprintf("Network: %s on %s.", p.IP, p.Iface) }
+func linePrimary(p Primary) string       { return fmt.Sprintf("Network: %s on %s.", p.IP, p.Iface) }
 func lineNoRouter(l Lease) string {
 	return fmt.Sprintf("%s: %s has no router; not used as the main network.", l.Iface, l.Addr.Addr())
 }

@@ -156,11 +156,8 @@ func (n *Net) runSupplicantOnce(ctx context.Context, iface string, onEvent func(
 	closed, stopWatch := watchReadClose(path)
 	defer stopWatch()
 
-	proc, err := n.supplicant().Start(ctx, iface, path)
-	if err != nil {
-		return err
-	}
 	exited := make(chan struct{})
+	defer close(exited)
 	go func() {
 		defer os.Remove(path)
 		select {
@@ -170,12 +167,15 @@ func (n *Net) runSupplicantOnce(ctx context.Context, iface string, onEvent func(
 		case <-ctx.Done():
 		}
 	}()
+	proc, err := n.supplicant().Start(ctx, iface, path)
+	if err != nil {
+		return err
+	}
 	for line := range proc.Lines() {
 		if ev := parseSupplicantLine(line); ev != supNone {
 			onEvent(ev)
 		}
 	}
-	close(exited)
 	return proc.Wait()
 }
 

@@ -39,6 +39,7 @@ func (r *fakeRadio) ConnectPSK(_, _ string, psk []byte) error {
 // fakeSupplicant reads its config like wpa_supplicant and proves, before
 // it says anything, that netup removed the file once it had been read.
 type fakeSupplicant struct {
+	t       *testing.T
 	mu      sync.Mutex
 	configs [][]byte
 	modes   []fs.FileMode
@@ -55,11 +56,12 @@ func (s *fakeSupplicant) Start(ctx context.Context, iface, path string) (Supplic
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
+	watch := os.NewFile(uintptr(fd), "inotify")
+	defer watch.Close()
 	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_DELETE_SELF); err != nil {
 		return nil, err
 	}
@@ -67,18 +69,37 @@ func (s *fakeSupplicant) Start(ctx context.Context, iface, path string) (Supplic
 	if err != nil {
 		return nil, err
 	}
-	// Block until the file is deleted; netup's own bound is 10 s of its
-	// (fake, unadvanced) clock, so only the read can trigger it.
-	buf := make([]byte, 256)
-	if _, err := unix.Read(fd, buf); err != nil {
-		return nil, err
+	// Await the deletion; netup's own bound is 10 s of its (fake,
+	// unadvanced) clock, so only the read can have triggered it.
+	must(s.t, watch.SetReadDeadline(time.Now().Add(testBound)))
+	if _, err := watch.Read(make([]byte, 256)); err != nil {
+		return nil, fmt.Errorf("config not removed after it was read: %w", err)
 	}
 	s.mu.Lock()
 	s.configs = append(s.configs, b)
 	s.modes = append(s.modes, fi.Mode().Perm())
 	s.mu.Unlock()
-	lines := make(chan string)
-	s.started <- lines
+	// Like a killed child, the process ends when ctx does.
+	fromTest, lines := make(chan string), make(chan string)
+	go func() {
+		defer close(lines)
+		for {
+			select {
+			case l, ok := <-fromTest:
+				if !ok {
+					return
+				}
+				select {
+				case lines <- l:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	s.started <- fromTest
 	return &fakeProc{lines: lines}, nil
 }
 
@@ -101,7 +122,7 @@ func startWifiNet(t *testing.T, radio *fakeRadio, sup *fakeSupplicant) *env {
 }
 
 func TestWifiSupplicantPath(t *testing.T) {
-	sup := &fakeSupplicant{started: make(chan chan string, 4)}
+	sup := &fakeSupplicant{t: t, started: make(chan chan string, 4)}
 	e := startWifiNet(t, &fakeRadio{visible: []string{"neighbour"}}, sup)
 	e.log.awaitLine(t, "WiFi: network home not found.")
 	out := recvStart(t, sup)
@@ -142,7 +163,7 @@ func TestWifiSupplicantPath(t *testing.T) {
 }
 
 func TestWifiOffload(t *testing.T) {
-	sup := &fakeSupplicant{started: make(chan chan string, 1)}
+	sup := &fakeSupplicant{t: t, started: make(chan chan string, 1)}
 	e := startWifiNet(t, &fakeRadio{visible: []string{"home"}, offload: true}, sup)
 	e.log.awaitLine(t, "WiFi: connecting to home.")
 	e.links.plug("wlan0", true)
@@ -219,13 +240,13 @@ func assertNoPSK(t *testing.T, e *env) {
 
 func TestParseSupplicantLine(t *testing.T) {
 	cases := map[string]supEvent{
-		"wlan0: CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]":          supConnected,
-		"wlan0: CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=3 locally_generated=1":             supDisconnected,
+		"wlan0: CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]":             supConnected,
+		"wlan0: CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=3 locally_generated=1":                supDisconnected,
 		`wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="home" auth_failures=1 duration=10 reason=WRONG_KEY`: supWrongKey,
-		"wlan0: WPA: 4-Way Handshake failed - pre-shared key may be incorrect":                              supWrongKey,
-		"wlan0: CTRL-EVENT-NETWORK-NOT-FOUND":                                                               supNotFound,
-		"Successfully initialized wpa_supplicant":                                                           supNone,
-		"":                                                                                                  supNone,
+		"wlan0: WPA: 4-Way Handshake failed - pre-shared key may be incorrect":                               supWrongKey,
+		"wlan0: CTRL-EVENT-NETWORK-NOT-FOUND":                                                                supNotFound,
+		"Successfully initialized wpa_supplicant":                                                            supNone,
+		"": supNone,
 	}
 	for line, want := range cases {
 		if got := parseSupplicantLine(line); got != want {
@@ -282,7 +303,7 @@ func TestSupplicantConfigAcceptedByWpaSupplicant(t *testing.T) {
 		out, _ := exec.CommandContext(ctx, bin, "-i", "inert-none0", "-c", path, "-D", "nl80211").CombinedOutput()
 		return string(out)
 	}
-	good := run(&WifiConfig{SSID: "Café's net_1-2.x", PSK: []byte("a b'c#d;e&f{g}h=i")})
+	good := run(&WifiConfig{SSID: "Jo's net_1-2.x", PSK: []byte("a b'c#d;e&f{g}h=i")})
 	if strings.Contains(good, "Line ") || strings.Contains(good, "Failed to read or parse configuration") {
 		t.Fatalf("wpa_supplicant refused the config:\n%s", good)
 	}

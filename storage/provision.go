@@ -37,6 +37,9 @@ const MountFlags = unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_NO
 
 // State is the zone's entry in evidence.json "zones".
 type State struct {
+	// Zone is the manifest's name for the zone (its GPT name or ring
+	// selection), so a refused zone without a partition is still named.
+	Zone                string `json:"zone,omitempty"`
 	Partition           string `json:"partition"`
 	PartName            string `json:"partname"`
 	Label               string `json:"label,omitempty"`
@@ -60,6 +63,26 @@ type Provisioner struct {
 	Policy *luks2.Policy
 	// Rand supplies the volume key; crypto/rand when nil.
 	Rand io.Reader
+	// Progress, when set, hears each step that writes to the disk (before
+	// and after), so the boot can report them and tests can cut the power
+	// between them. Its words are ProgressFormatting etc.
+	Progress func(word string)
+}
+
+// The progress words Provision reports, in order.
+const (
+	ProgressFormatting = "luks-formatting"
+	ProgressFormatted  = "luks-formatted"
+	ProgressMkfs       = "mkfs-running"
+	ProgressMkfsDone   = "mkfs-done"
+	ProgressFreshClear = "fresh-flag-cleared"
+	ProgressMounted    = "mounted"
+)
+
+func (p *Provisioner) progress(word string) {
+	if p.Progress != nil {
+		p.Progress(word)
+	}
 }
 
 // Provision runs the marker gate on part and then formats, opens, makes the
@@ -85,10 +108,12 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 	case Leave:
 		return fail(fmt.Errorf("%w: %s", ErrLeftUntouched, decision.Reason))
 	case Format:
+		p.progress(ProgressFormatting)
 		if err := p.format(ctx, dev, size, spec, src); err != nil {
 			return fail(err)
 		}
 		st.FormattedLUKS = true
+		p.progress(ProgressFormatted)
 	}
 
 	snap, err := p.readChecked(dev, size)
@@ -107,14 +132,17 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 	if snap.IsFresh() {
 		// Fresh means the service has never been given this volume, so a
 		// filesystem half-made before a power cut is simply made again.
+		p.progress(ProgressMkfs)
 		if err := p.FS.MakeFS(ctx, node, spec.Label); err != nil {
 			unmap()
 			return fail(err)
 		}
+		p.progress(ProgressMkfsDone)
 		if err := luks2.ClearFresh(dev, snap); err != nil {
 			unmap()
 			return fail(fmt.Errorf("clear fresh flag: %w", err))
 		}
+		p.progress(ProgressFreshClear)
 		st.FormattedFilesystem = true
 	} else {
 		ok, err := p.FS.HasFS(node)
@@ -128,6 +156,7 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 		return fail(fmt.Errorf("mount %s on %s: %w", node, spec.Mount, err))
 	}
 	st.Mount = spec.Mount
+	p.progress(ProgressMounted)
 	return st, nil
 }
 
@@ -136,7 +165,7 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 func (p *Provisioner) format(ctx context.Context, dev BlockDevice, size uint64, spec Spec, src KeySource) error {
 	enr, err := src.Enroll(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: enroll %s: %v", ErrKeySource, src.Name(), err)
+		return fmt.Errorf("%w: enroll %s: %w", ErrKeySource, src.Name(), err)
 	}
 	defer lockKey(enr.Passphrase)()
 	key := make([]byte, 64)
@@ -191,7 +220,7 @@ func (p *Provisioner) readChecked(dev BlockDevice, size uint64) (*luks2.Snapshot
 func (p *Provisioner) unlockAndMap(ctx context.Context, snap *luks2.Snapshot, part Partition, spec Spec, src KeySource) (string, error) {
 	pass, err := src.Passphrase(ctx, snap.Meta)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %v", ErrKeySource, src.Name(), err)
+		return "", fmt.Errorf("%w: %s: %w", ErrKeySource, src.Name(), err)
 	}
 	defer lockKey(pass)()
 	key, _, err := snap.Unlock(pass)

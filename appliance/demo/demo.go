@@ -29,6 +29,8 @@ type Server struct {
 	Extra func() map[string]any
 	// SysRoot stands for /sys (tests use a fake tree).
 	SysRoot string
+	// ZoneDir is where the zone volume is mounted ("" without a zone).
+	ZoneDir string
 }
 
 func (s *Server) sysRoot() string {
@@ -72,6 +74,8 @@ type Evidence struct {
 	// SNPReport is the boot's SEV-SNP attestation report, when there is one.
 	SNPReport json.RawMessage `json:"snp_report,omitempty"`
 	Extra     map[string]any  `json:"extra,omitempty"`
+	// ZoneFile is the visits counter in the zone volume, when mounted.
+	ZoneFile *ZoneEvidence `json:"zone_file,omitempty"`
 }
 
 // ConfigEvidence says whether an operator config was accepted.
@@ -120,6 +124,7 @@ func (s *Server) Collect() Evidence {
 	if s.Extra != nil {
 		ev.Extra = s.Extra()
 	}
+	ev.ZoneFile = s.zoneEvidence()
 	return ev
 }
 

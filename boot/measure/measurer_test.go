@@ -91,6 +91,9 @@ func TestMeasurerEveryBank(t *testing.T) {
 				t.Fatalf("active banks %v, swtpm_setup activated %v", got, banks)
 			}
 			pcr11, pcr12 := bootSequence(t, m, []byte(`{"port": 8734}`))
+			if n, spent := m.Spent(); n != len(pcr11)+len(pcr12) || spent <= 0 {
+				t.Errorf("Spent() = %d extends in %s, made %d", n, spent, len(pcr11)+len(pcr12))
+			}
 
 			live, err := m.ReadPCRs(PCRPhases, PCRConfig, PCRService, 0)
 			if err != nil {

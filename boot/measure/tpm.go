@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -29,6 +30,10 @@ type Measurer struct {
 	// shadow is the last known value of each allowed PCR, to tell after a
 	// transport timeout whether an extend reached the TPM.
 	shadow Values
+	// extends and spent count this Measurer's extends and the time they
+	// took (TPM and log together): the boot's measuring cost.
+	extends int
+	spent   time.Duration
 }
 
 // Open opens the TPM device at path (DevicePath in production) and prepares
@@ -141,7 +146,19 @@ func (m *Measurer) Extend(pcr int, eventType, description string, data []byte) e
 	if len(values.Digests) == 0 {
 		return fmt.Errorf("%w: PCR %d is in no active bank", ErrTPM, pcr)
 	}
-	return m.log.Measure(rec, func() error { return m.extend(pcr, values) })
+	start := time.Now()
+	err := m.log.Measure(rec, func() error { return m.extend(pcr, values) })
+	m.extends++
+	m.spent += time.Since(start)
+	return err
+}
+
+// Spent reports how many extends were made and the time they took, TPM
+// commands and log writes together.
+func (m *Measurer) Spent() (extends int, spent time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.extends, m.spent
 }
 
 // extend runs PCR_Extend. A transport timeout leaves it unknown whether the

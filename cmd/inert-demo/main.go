@@ -30,6 +30,13 @@ func main() {
 			}
 			return v.Hex(), nil
 		}}
+	if s.ZoneDir = os.Getenv("INERT_ZONE_DIR"); s.ZoneDir != "" {
+		if n, err := demo.CountVisit(s.ZoneDir); err != nil {
+			log.Printf("zone: %v", err)
+		} else {
+			log.Printf("zone: visit %d", n)
+		}
+	}
 	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	exitAfter(os.Getenv("INERT_DEMO_EXIT_AFTER"), os.Getenv("INERT_DEMO_EXIT_STATUS"))
 	log.Fatal(srv.ListenAndServe())

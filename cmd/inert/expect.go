@@ -18,13 +18,11 @@ func init() {
 func runExpect(args []string) error {
 	fs := flag.NewFlagSet("expect", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: inert expect [flags] IMAGE_OR_UKI\n\nPrints JSON: PCR 9, 11, 12 per bank, PCR 11 after each phase, and the UKI's\nAuthenticode digests for replaying PCR 4 from the firmware log.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: inert expect [flags] IMAGE_OR_UKI\n\nPrints JSON: PCR 7, 9, 11, 12 per bank (as OVMF with swtpm produces them),\nPCR 11 after each phase, and the UKI's Authenticode digests for replaying\nPCR 4 from the firmware log.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	configPath := fs.String("config", "", "operator config.json the ESP will carry (default: none)")
-	wifi := fs.Bool("wifi", false, "WiFi credentials will be present and used")
 	banks := fs.String("banks", "sha1,sha256,sha384,sha512", "comma-separated PCR banks to predict")
-	secureBoot := fs.String("secure-boot", "", "Secure Boot key directory (PCR 7 prediction is not implemented yet)")
+	predict := predictionFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,32 +30,17 @@ func runExpect(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("expected exactly one IMAGE_OR_UKI argument")
 	}
-	opts := expect.Options{Wifi: *wifi}
+	var bankList []measure.Bank
 	for _, name := range strings.Split(*banks, ",") {
 		b, err := measure.BankByName(strings.TrimSpace(name))
 		if err != nil {
 			return err
 		}
-		opts.Banks = append(opts.Banks, b)
+		bankList = append(bankList, b)
 	}
-	if *configPath != "" {
-		cfg, err := os.ReadFile(*configPath)
-		if err != nil {
-			return fmt.Errorf("read config: %w", err)
-		}
-		opts.Config, opts.HasConfig = cfg, true
-	}
-	fmt.Fprintf(os.Stderr, "reading UKI from %s\n", fs.Arg(0))
-	uki, src, err := expect.LoadUKI(fs.Arg(0))
+	res, src, err := predict(fs.Arg(0), bankList)
 	if err != nil {
 		return err
-	}
-	res, err := expect.Predict(uki, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", src, err)
-	}
-	if *secureBoot != "" {
-		res.Notes = append(res.Notes, "--secure-boot "+*secureBoot+" given, but PCR 7 is not predicted yet")
 	}
 	out := struct {
 		Source string `json:"source"`
@@ -66,4 +49,40 @@ func runExpect(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// predictionFlags adds the flags that describe the boot to predict
+// (--config, --wifi, --secure-boot) and returns the function that predicts
+// it for an image or UKI once the flags are parsed.
+func predictionFlags(fs *flag.FlagSet) func(image string, banks []measure.Bank) (*expect.Result, string, error) {
+	configPath := fs.String("config", "", "operator config.json the ESP carries (default: none)")
+	wifi := fs.Bool("wifi", false, "WiFi credentials are present and used")
+	secureBoot := fs.String("secure-boot", "", "Secure Boot key directory (enrol/{PK,KEK,db}.esl) enrolled in the firmware; default: Secure Boot off, nothing enrolled")
+	return func(image string, banks []measure.Bank) (*expect.Result, string, error) {
+		opts := expect.Options{Wifi: *wifi, Banks: banks}
+		if *configPath != "" {
+			cfg, err := os.ReadFile(*configPath)
+			if err != nil {
+				return nil, "", fmt.Errorf("read config: %w", err)
+			}
+			opts.Config, opts.HasConfig = cfg, true
+		}
+		if *secureBoot != "" {
+			sb, err := expect.LoadSecureBoot(*secureBoot)
+			if err != nil {
+				return nil, "", err
+			}
+			opts.SecureBoot = &sb
+		}
+		fmt.Fprintf(os.Stderr, "reading UKI from %s\n", image)
+		uki, src, err := expect.LoadUKI(image)
+		if err != nil {
+			return nil, "", err
+		}
+		res, err := expect.Predict(uki, opts)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", src, err)
+		}
+		return res, src, nil
+	}
 }

@@ -9,11 +9,60 @@ import (
 
 	"github.com/google/go-sev-guest/verify/trust"
 
+	"inert/boot/measure"
+	"inert/boot/measure/expect"
 	"inert/boot/measure/snp"
 )
 
 func init() {
 	register("verify snp", "verify a stored SEV-SNP report against AMD's roots", runVerifySNP)
+	register("verify evidence", "check a boot's evidence.json against the image's predicted PCRs and replay its logs", runVerifyEvidence)
+}
+
+func runVerifyEvidence(args []string) error {
+	fs := flag.NewFlagSet("verify evidence", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: inert verify evidence --image IMAGE_OR_UKI [flags] EVIDENCE_JSON\n\nEVIDENCE_JSON is the demo service's /evidence.json (its pcrs, event_log and\nfirmware_log). Checks PCR 7, 9, 11 and 12 of every bank against `inert expect`\nfor the same image, options and banks, PCR 15 is zero, and that the firmware\nlog and inert's event log replay to the live PCR 11 and 12.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	image := fs.String("image", "", "the disk image or UKI that booted (required)")
+	predict := predictionFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *image == "" {
+		fs.Usage()
+		return fmt.Errorf("expected --image and exactly one EVIDENCE_JSON argument")
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	boot, err := expect.ParseEvidence(b)
+	if err != nil {
+		return err
+	}
+	var banks []measure.Bank
+	for _, name := range boot.PCRs.Banks() {
+		bank, err := measure.BankByName(name)
+		if err != nil {
+			return err
+		}
+		banks = append(banks, bank)
+	}
+	want, _, err := predict(*image, banks)
+	if err != nil {
+		return err
+	}
+	ok, err := expect.Check(boot, want)
+	for _, line := range ok {
+		fmt.Println("ok:", line)
+	}
+	if err != nil {
+		return fmt.Errorf("the evidence does not match the image:\n%w", err)
+	}
+	fmt.Println("ok: the evidence matches the image")
+	return nil
 }
 
 func runVerifySNP(args []string) error {

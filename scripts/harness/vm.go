@@ -156,6 +156,10 @@ func Start(ctx context.Context, cfg Config) (_ *VM, err error) {
 		"-nodefaults", "-no-user-config",
 		"-machine", machine,
 		"-accel", "tcg",
+		// A CPU with RDRAND, as every laptop has: with QEMU's default model
+		// the guest's RNG seeds slowly under TCG and getrandom blocks
+		// (DHCP transaction ids waited for seconds).
+		"-cpu", "max",
 		"-m", strconv.Itoa(cfg.Memory),
 		"-smp", strconv.Itoa(cfg.SMP),
 		"-display", "none",

@@ -29,6 +29,19 @@ type Message struct {
 	Fail   int    `json:"fail,omitempty"`
 }
 
+// HotplugRequest is what a guest test prints (alone on a line of its
+// standard output) to ask the host to plug in a USB stick now: the prefix,
+// then the 0-based index into Options.HotplugUSB. The host answers nothing
+// on the port; the test awaits the kernel's uevent for the new disk, which
+// is the point of such a test. A request the host cannot serve is reported
+// as a guest error and fails the run.
+const HotplugRequest = "vmtest-hotplug-usb "
+
+// SharePath is where Options.Share appears in the guest (read-only data
+// the host prepared for the tests, e.g. what it put on a stick). The runner
+// exports it as $INERT_VMTEST_SHARE when it exists.
+const SharePath = "vmtest/share"
+
 // Message kinds.
 const (
 	KindStart   = "start"

@@ -44,6 +44,26 @@ type Options struct {
 	Tests        []Test
 	Modules      []string // kernel modules to load (with their modules.dep closure)
 	Disks        []string // raw images attached as virtio-blk disks
+	// USBDisks are raw images attached as USB sticks (usb-storage,
+	// removable) on a qemu-xhci controller, in order: the first is sda
+	// when no other SCSI disk exists. Guest writes reach the files.
+	USBDisks []string
+	// HotplugUSB are raw images the guest may plug in on the same
+	// controller while it runs, by printing HotplugRequest and an index.
+	HotplugUSB []string
+	// Net gives the guest one virtio-net NIC on QEMU user networking
+	// (DHCP server 10.0.2.2, guest 10.0.2.15, DNS 10.0.2.3); the test
+	// package needs the virtio_net module.
+	Net bool
+	// Share is a host directory copied to /SharePath in the guest.
+	Share string
+	// CPU is QEMU's -cpu model, default "max": under TCG it has RDRAND,
+	// which the Debian kernel trusts to seed its RNG at boot, as on any
+	// real x86-64 machine. QEMU's default model lacks it, and getrandom(2)
+	// (crypto/rand, a DHCP transaction id) then blocks until jitter
+	// entropy accumulates, which under TCG has taken from seconds to
+	// minutes.
+	CPU string
 	// Firmware is SeaBIOS (fast) unless set; efivarfs and framebuffer tests
 	// need harness.FirmwareOVMF (VGA std is on with OVMF).
 	Firmware harness.Firmware
@@ -76,9 +96,11 @@ type Report struct {
 	BootDuration time.Duration // from QEMU start to the first message
 }
 
-// OK reports whether every binary ran and passed.
+// OK reports whether every binary ran and passed and neither side of the
+// harness reported an error (a module that did not load, a hot-plug the
+// host could not do).
 func (r Report) OK() bool {
-	return r.Fail == 0 && r.Pass == len(r.Results) && len(r.Results) > 0
+	return r.Fail == 0 && r.Pass == len(r.Results) && len(r.Results) > 0 && len(r.GuestErrors) == 0
 }
 
 // RunInVM boots the Debian kernel with the runner and the test binaries and
@@ -109,6 +131,14 @@ func RunInVM(ctx context.Context, opts Options) (Report, error) {
 	}
 	if opts.Firmware == "" {
 		opts.Firmware = harness.FirmwareSeaBIOS
+	}
+	if opts.CPU == "" {
+		opts.CPU = "max"
+	}
+	for _, d := range append(append(append([]string(nil), opts.Disks...), opts.USBDisks...), opts.HotplugUSB...) {
+		if fi, err := os.Stat(d); err != nil || !fi.Mode().IsRegular() {
+			return rep, fmt.Errorf("%w: disk image %q: %v", ErrOptions, d, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
@@ -146,6 +176,8 @@ func RunInVM(ctx context.Context, opts Options) (Report, error) {
 		TPM:        opts.TPM,
 		ExtraDisks: opts.Disks,
 		Memory:     opts.Memory,
+		Net:        opts.Net,
+		ExtraArgs:  append([]string{"-cpu", opts.CPU}, usbArgs(opts)...),
 	})
 	if err != nil {
 		return rep, err
@@ -172,6 +204,14 @@ func RunInVM(ctx context.Context, opts Options) (Report, error) {
 			fmt.Fprintf(opts.Output, "%s: %s\n", m.Binary, m.Line)
 			if known {
 				rep.Results[i].Output = append(rep.Results[i].Output, m.Line)
+			}
+			if idx, ok := parseHotplug(m.Line); ok {
+				if err := hotplugUSB(vm, opts.HotplugUSB, idx); err != nil {
+					rep.GuestErrors = append(rep.GuestErrors, err.Error())
+					fmt.Fprintf(opts.Output, "vmtest host: %v\n", err)
+				} else {
+					fmt.Fprintf(opts.Output, "vmtest host: plugged in USB stick %d\n", idx)
+				}
 			}
 		case KindExit:
 			if known {
@@ -239,6 +279,14 @@ func buildInitramfs(ctx context.Context, work string, k harness.Kernel, tests []
 			}
 		}
 		plan.Tests = append(plan.Tests, PlanTest{Name: t.Name, Path: "/" + dir + "/test.bin", Dir: "/" + dir, Args: t.Args})
+	}
+	if opts.Share != "" {
+		if fi, err := os.Stat(opts.Share); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("%w: share %q is not a directory", ErrOptions, opts.Share)
+		}
+		if err := addTree(a, SharePath, opts.Share); err != nil {
+			return "", err
+		}
 	}
 	planJSON, err := json.Marshal(plan)
 	if err != nil {

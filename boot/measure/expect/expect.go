@@ -22,6 +22,9 @@ type Options struct {
 	HasConfig bool
 	// Wifi says whether WiFi credentials will be used.
 	Wifi bool
+	// SecureBoot is the firmware's Secure Boot state for PCR 7; nil means
+	// Off (OVMF with nothing enrolled).
+	SecureBoot *SecureBoot
 }
 
 // Step is PCR 11 after one event group.
@@ -49,8 +52,11 @@ type Result struct {
 	// PCR11Steps is bank -> PCR 11 after the stub, then after each phase.
 	PCR11Steps  map[string][]Step `json:"pcr11_after_each"`
 	PCR12Events []string          `json:"pcr12_events"`
-	Phases      []measure.Phase   `json:"phases"`
-	Notes       []string          `json:"notes"`
+	// PCR7Events are the firmware's PCR 7 events, in order.
+	PCR7Events []string        `json:"pcr7_events"`
+	SecureBoot bool            `json:"secure_boot"`
+	Phases     []measure.Phase `json:"phases"`
+	Notes      []string        `json:"notes"`
 }
 
 // Predict computes the expected values for a UKI.
@@ -67,6 +73,14 @@ func Predict(uki []byte, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: authenticode: %v", ErrNotUKI, err)
 	}
+	sb := Off
+	if opts.SecureBoot != nil {
+		sb = *opts.SecureBoot
+	}
+	pcr7Events, err := PCR7Events(uki, sb)
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(uki)
 	res := &Result{
 		UKISHA256:    hex.EncodeToString(sum[:]),
@@ -74,12 +88,15 @@ func Predict(uki []byte, opts Options) (*Result, error) {
 		PCRs:         map[string]map[string]string{},
 		PCR11Steps:   map[string][]Step{},
 		PCR12Events:  measure.ConfigEvents(opts.Config, opts.HasConfig, opts.Wifi),
+		PCR7Events:   hexEvents(pcr7Events),
+		SecureBoot:   sb.Enabled,
 		Phases:       measure.Phases,
 		Notes: []string{
 			"PCR 11: systemd-stub 252 section measurements (name+NUL, then contents to VirtualSize), then inert's phases",
 			"PCR 12: inert's config and WiFi events only; the stub adds nothing when the UKI embeds .cmdline",
-			"PCR 9: Linux EFI stub convention (UTF-16LE cmdline + NUL, then initrd); not yet checked against a real boot",
-			"PCR 7: not predicted yet; PCR 4: replay the firmware log using the authenticode digests",
+			"PCR 9: Linux's EFI stub (6.1): EV_EVENT_TAG LOADED_IMAGE::LoadOptions (the .cmdline the stub passes, UTF-16LE with NUL), then EV_EVENT_TAG Linux initrd (the .initrd section)",
+			"PCR 7: OVMF's SecureBoot, PK, KEK, db, dbx (EV_EFI_VARIABLE_DRIVER_CONFIG), EV_SEPARATOR, and with Secure Boot on the db entry that verified the UKI (EV_EFI_VARIABLE_AUTHORITY)",
+			"PCR 4: depends on the boot path; replay it from the firmware log (the UKI's event carries the authenticode digest below)",
 		},
 	}
 	for _, s := range secs {
@@ -107,13 +124,16 @@ func Predict(uki []byte, opts Options) (*Result, error) {
 			"11": hex.EncodeToString(pcr11),
 			"12": hex.EncodeToString(pcr12),
 			"9":  hex.EncodeToString(pcr9(b, secs)),
+			"7":  hex.EncodeToString(PCR7(b, pcr7Events)),
 		}
 	}
 	return res, nil
 }
 
-// pcr9 follows Linux's EFI stub: the command line as UTF-16LE with its NUL
-// terminator, then the initrd.
+// pcr9 follows Linux 6.1's EFI stub as systemd-stub 252 starts it: the load
+// options (the embedded command line the stub hands over, UTF-16LE with its
+// NUL terminator), then the initrd served through LINUX_EFI_INITRD_MEDIA.
+// Both are EV_EVENT_TAG events whose digest is of the measured bytes.
 func pcr9(b measure.Bank, secs []Section) []byte {
 	v := b.Zero()
 	if cmd, ok := sectionData(secs, ".cmdline"); ok {

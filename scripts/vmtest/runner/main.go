@@ -105,6 +105,9 @@ func runTest(rep *reporter, t vmtest.PlanTest, timeout string) int {
 	cmd := exec.Command(t.Path, args...)
 	cmd.Dir = t.Dir
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "INERT_VMTEST=1"}
+	if fi, err := os.Stat("/" + vmtest.SharePath); err == nil && fi.IsDir() {
+		cmd.Env = append(cmd.Env, "INERT_VMTEST_SHARE=/"+vmtest.SharePath)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		rep.send(vmtest.Message{Kind: vmtest.KindExit, Binary: t.Name, Code: -1, Line: err.Error()})
