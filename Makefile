@@ -18,7 +18,7 @@ KEYS ?= secureboot
 CMDLINE_prod := console=ttyS0,115200 quiet loglevel=1 panic=0 no_timer_check
 CMDLINE_debug := console=ttyS0,115200 loglevel=7 panic=0 no_timer_check
 MODE ?= prod
-CMDLINE ?= $(CMDLINE_$(MODE)) $(NS).mode=$(MODE)
+CMDLINE ?= $(CMDLINE_$(MODE)) $(NS).mode=$(MODE)$(if $(filter 1,$(WIFI_ENABLED)), $(NS).wifi=enabled)
 NS_demo := inert
 NS_hyperbeam := lapee
 NS ?= $(NS_$(PROFILE))

@@ -52,7 +52,7 @@ const maxMarkerBytes = 512
 // mounts every candidate partition read-only and keeps the one holding
 // spec.Loader and the marker line; when the firmware reports the boot
 // partition, only a candidate with that PARTUUID is even mounted. Between
-// rounds it waits up to spec.RoundSeconds for a new block device. It
+// scans it waits up to spec.RoundSeconds for a new block device. It
 // returns the ESP still mounted; every other candidate is unmounted again.
 // progress receives one human line per notable step; it may be nil.
 func FindESP(ctx context.Context, env Env, spec ESPSpec, progress func(string)) (*ESP, error) {
@@ -65,13 +65,20 @@ func FindESP(ctx context.Context, env Env, spec ESPSpec, progress func(string)) 
 	if err := os.MkdirAll(env.MountBase, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMountPoint, err)
 	}
+	// The search lasts (Rounds-1) x RoundSeconds: a uevent for a new block
+	// device ends a wait early and triggers another scan, but the time, not
+	// the number of wake-ups, bounds the search. Counting wake-ups would let
+	// uevents queued before the first scan (the disks already there) use up
+	// the rounds within milliseconds.
 	rounds := max(spec.Rounds, 1)
+	roundWait := time.Duration(max(spec.RoundSeconds, 0)) * time.Second
+	deadline := time.Now().Add(time.Duration(rounds-1) * roundWait)
 	var lastScanErr error
-	for r := 1; r <= rounds; r++ {
+	for scan := 1; ; scan++ {
 		parts, err := ScanPartitions(env)
 		if err != nil {
 			lastScanErr = err
-			say("round %d/%d: %v", r, rounds, err)
+			say("scan %d: %v", scan, err)
 		}
 		found, err := checkCandidates(env, spec, parts, fw, say)
 		if err != nil {
@@ -81,19 +88,20 @@ func FindESP(ctx context.Context, env Env, spec ESPSpec, progress func(string)) 
 			say("boot ESP is %s (%s)", found.Device, found.Transport)
 			return found, nil
 		}
-		if r == rounds {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
 			break
 		}
-		wait := time.Duration(max(spec.RoundSeconds, 0)) * time.Second
-		say("round %d/%d: no boot ESP among %d partitions; waiting up to %s for a new disk", r, rounds, len(parts), wait)
+		wait := min(roundWait, remaining)
+		say("scan %d: no boot ESP among %d partitions; waiting up to %s for a new disk", scan, len(parts), wait.Round(time.Millisecond))
 		if err := awaitBlockDevice(ctx, env, wait); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoESP, err)
 		}
 	}
 	if lastScanErr != nil {
-		return nil, fmt.Errorf("%w after %d rounds: %w", ErrNoESP, rounds, lastScanErr)
+		return nil, fmt.Errorf("%w after %s: %w", ErrNoESP, time.Duration(rounds-1)*roundWait, lastScanErr)
 	}
-	return nil, fmt.Errorf("%w after %d rounds", ErrNoESP, rounds)
+	return nil, fmt.Errorf("%w after %s of searching", ErrNoESP, time.Duration(rounds-1)*roundWait)
 }
 
 // firmwareFacts is what the firmware said about the boot partition.
