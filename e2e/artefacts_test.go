@@ -65,9 +65,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(dir string, name string, args ...string) error {
+	return runEnv(dir, nil, name, args...)
+}
+
+// runEnv runs a command with extra environment variables.
+func runEnv(dir string, env []string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

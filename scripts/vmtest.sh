@@ -7,7 +7,9 @@
 #   medium   OVMF + VGA std (efivarfs, efifb), a user-net NIC, two USB sticks
 #            and a virtio ESP from scripts/vmtest/fixtures, one stick to
 #            hot-plug:                       ./boot/... ./display/... ./netup/...
-#   storage  SeaBIOS, dm_crypt + ext4, two blank virtio disks: ./storage/...
+#   storage  SeaBIOS, dm_crypt + ext4, swtpm, two blank virtio disks, and
+#            the host's cryptsetup and mke2fs with their libraries (the
+#            reference tool and the mkfs the appliance bundles): ./storage/...
 #
 # The groups run at the same time (two cores, one VM each). A group whose
 # packages have no vmtest-tagged tests is reported and does not fail the rung.
@@ -47,8 +49,9 @@ declare -A group_args=(
 		-usb $fx/esp-usb.img,$fx/scratch-usb.img -disks $fx/esp-virtio.img
 		-hotplug-usb $fx/esp-hotplug.img -share $fx/share
 		-modules xhci_pci,usb_storage,uas,sd_mod,vfat,nls_cp437,nls_ascii,virtio_blk,efivarfs,virtio_net"
-	[storage]="-pkg ./storage/... -disks $work/storage-a.img,$work/storage-b.img
-		-modules virtio_blk,dm_crypt,ext4"
+	[storage]="-pkg ./storage/... -disks $work/storage-a.img,$work/storage-b.img -tpm
+		-bin /usr/sbin/cryptsetup,/usr/sbin/mke2fs
+		-modules virtio_blk,dm_crypt,xts,ecb,ext4,crc32c_generic,algif_skcipher,algif_hash"
 )
 groups=(medium storage)
 

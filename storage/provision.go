@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -47,9 +48,14 @@ type State struct {
 	Mount               string `json:"mount,omitempty"`
 	FormattedLUKS       bool   `json:"formatted-luks"`
 	FormattedFilesystem bool   `json:"formatted-filesystem"`
-	VolumeID            string `json:"volume-id,omitempty"`
-	KeySource           string `json:"key-source,omitempty"`
-	Reason              string `json:"reason,omitempty"`
+	// VolumeID is read from the filesystem's VolumeIDFile once mounted
+	// (the LUKS UUID inert formatted it with); before that, and for a
+	// refused volume, it is the header's UUID. VolumeIDError says why the
+	// file gave none (e.g. a volume formatted by cryptsetup).
+	VolumeID      string `json:"volume-id,omitempty"`
+	VolumeIDError string `json:"volume-id-error,omitempty"`
+	KeySource     string `json:"key-source,omitempty"`
+	Reason        string `json:"reason,omitempty"`
 }
 
 // Provisioner opens or formats a zone partition. Every dependency on the
@@ -67,6 +73,8 @@ type Provisioner struct {
 	// and after), so the boot can report them and tests can cut the power
 	// between them. Its words are ProgressFormatting etc.
 	Progress func(word string)
+	// Now is the clock for the volume-id file; time.Now when nil.
+	Now func() time.Time
 }
 
 // The progress words Provision reports, in order.
@@ -75,8 +83,9 @@ const (
 	ProgressFormatted  = "luks-formatted"
 	ProgressMkfs       = "mkfs-running"
 	ProgressMkfsDone   = "mkfs-done"
-	ProgressFreshClear = "fresh-flag-cleared"
 	ProgressMounted    = "mounted"
+	ProgressVolumeID   = "volume-id-written"
+	ProgressFreshClear = "fresh-flag-cleared"
 )
 
 func (p *Provisioner) progress(word string) {
@@ -129,7 +138,8 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 	st.Mapper = node
 	unmap := func() { _ = p.Mapper.Unmap(spec.Mapper) }
 
-	if snap.IsFresh() {
+	fresh := snap.IsFresh()
+	if fresh {
 		// Fresh means the service has never been given this volume, so a
 		// filesystem half-made before a power cut is simply made again.
 		p.progress(ProgressMkfs)
@@ -138,12 +148,6 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 			return fail(err)
 		}
 		p.progress(ProgressMkfsDone)
-		if err := luks2.ClearFresh(dev, snap); err != nil {
-			unmap()
-			return fail(fmt.Errorf("clear fresh flag: %w", err))
-		}
-		p.progress(ProgressFreshClear)
-		st.FormattedFilesystem = true
 	} else {
 		ok, err := p.FS.HasFS(node)
 		if err != nil || !ok {
@@ -155,9 +159,56 @@ func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, 
 		unmap()
 		return fail(fmt.Errorf("mount %s on %s: %w", node, spec.Mount, err))
 	}
-	st.Mount = spec.Mount
 	p.progress(ProgressMounted)
+	unmount := func() { _ = p.Mounter.Unmount(spec.Mount); unmap() }
+	if fresh {
+		// The id goes in before the fresh flag comes off: a cut between the
+		// two makes the filesystem (and the id) again, so a volume without
+		// the flag always has its id.
+		id := p.volumeID(snap, part, src)
+		if err := WriteVolumeID(spec.Mount, id); err != nil {
+			unmount()
+			return fail(err)
+		}
+		p.progress(ProgressVolumeID)
+		if err := luks2.ClearFresh(dev, snap); err != nil {
+			unmount()
+			return fail(fmt.Errorf("clear fresh flag: %w", err))
+		}
+		p.progress(ProgressFreshClear)
+		st.FormattedFilesystem = true
+	}
+	st.Mount = spec.Mount
+	// The evidence's volume-id is what the filesystem says; a volume made
+	// elsewhere (cryptsetup) has none and is still opened.
+	id, err := ReadVolumeID(spec.Mount, snap.Header.UUID)
+	st.VolumeID = id.ID
+	if err != nil {
+		st.VolumeIDError = err.Error()
+	}
 	return st, nil
+}
+
+// volumeID is the volume-id file of a volume being provisioned.
+func (p *Provisioner) volumeID(snap *luks2.Snapshot, part Partition, src KeySource) VolumeID {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	seg := snap.Meta.Segments["0"]
+	return VolumeID{
+		ID: snap.Header.UUID, Label: snap.Header.Label, Partition: part.Name, PartName: part.PartName,
+		KeySource: src.Name(), Cipher: seg.Encryption, KeyBits: keyBits(snap), Created: now(),
+	}
+}
+
+// keyBits is the volume key size of the data segment's digest, in bits.
+func keyBits(snap *luks2.Snapshot) int {
+	bits := 0
+	for _, ks := range snap.Meta.Keyslots {
+		bits = ks.KeySize * 8 // Check guarantees every keyslot holds the segment's key size
+	}
+	return bits
 }
 
 // format writes a new LUKS2 volume with a random 512-bit key, the source's

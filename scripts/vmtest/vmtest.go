@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"inert/initramfs"
 	"inert/scripts/harness"
 )
 
@@ -43,6 +44,11 @@ type Options struct {
 	TestBinaries []string
 	Tests        []Test
 	Modules      []string // kernel modules to load (with their modules.dep closure)
+	// HostBinaries are absolute paths of host programs (e.g.
+	// /usr/sbin/cryptsetup) put at the same paths in the guest with their
+	// dynamic loader and shared libraries (initramfs.ELFClosure), so a test
+	// can compare inert against the reference tool on the same kernel.
+	HostBinaries []string
 	Disks        []string // raw images attached as virtio-blk disks
 	// USBDisks are raw images attached as USB sticks (usb-storage,
 	// removable) on a qemu-xhci controller, in order: the first is sda
@@ -258,6 +264,9 @@ func buildInitramfs(ctx context.Context, work string, k harness.Kernel, tests []
 	if err := a.AddModules(k, modules...); err != nil {
 		return "", err
 	}
+	if err := addHostBinaries(a, opts.HostBinaries); err != nil {
+		return "", err
+	}
 	plan := Plan{Timeout: opts.TestTimeout.String()}
 	used := map[string]bool{}
 	for i := range tests {
@@ -297,6 +306,32 @@ func buildInitramfs(ctx context.Context, work string, k harness.Kernel, tests []
 	}
 	out := filepath.Join(work, "vmtest.cpio")
 	return out, a.WriteFile(out)
+}
+
+// addHostBinaries copies each binary and its ELF closure from the host to
+// the same paths in the guest.
+func addHostBinaries(a *harness.Initramfs, bins []string) error {
+	for _, bin := range bins {
+		if !filepath.IsAbs(bin) {
+			return fmt.Errorf("%w: host binary %q is not an absolute path", ErrOptions, bin)
+		}
+		libs, err := initramfs.ELFClosure("/", bin)
+		if err != nil {
+			return fmt.Errorf("%w: host binary %s: %v", ErrOptions, bin, err)
+		}
+		for _, p := range append([]string{bin}, libs...) {
+			// Stat follows symlinks: the guest gets the real bytes under
+			// the name the loader asks for.
+			fi, err := os.Stat(p)
+			if err != nil {
+				return fmt.Errorf("%w: host binary %s: %v", ErrOptions, p, err)
+			}
+			if err := a.AddHostFile(p, p, fi.Mode().Perm()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // maxTestdata caps what one package's testdata may add to the initramfs.

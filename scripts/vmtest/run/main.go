@@ -38,6 +38,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	pkgs := fs.String("pkg", "", "comma-separated package patterns whose tests to run (e.g. ./storage/...)")
 	modules := fs.String("modules", "", "comma-separated kernel modules to load in the guest (e.g. dm_crypt,ext4)")
+	bins := fs.String("bin", "", "comma-separated absolute paths of host programs to put in the guest with their shared libraries (e.g. /usr/sbin/cryptsetup)")
 	disks := fs.String("disks", "", "comma-separated raw disk images to attach as virtio-blk")
 	usb := fs.String("usb", "", "comma-separated raw disk images to attach as USB sticks on qemu-xhci")
 	hotplug := fs.String("hotplug-usb", "", "comma-separated raw disk images the guest may hot-plug as USB sticks (see vmtest.HotplugRequest)")
@@ -89,7 +90,7 @@ func run(args []string) int {
 		}
 	}
 	opts := vmtest.Options{
-		Tests: tests, Modules: split(*modules), Disks: split(*disks),
+		Tests: tests, Modules: split(*modules), HostBinaries: split(*bins), Disks: split(*disks),
 		USBDisks: split(*usb), HotplugUSB: split(*hotplug), Net: *netFlag, Share: *share,
 		TPM: *tpm, Memory: *memory, Timeout: *timeout, TestTimeout: *testTimeout,
 		WorkDir: filepath.Join(work, "run"),
