@@ -31,6 +31,8 @@ type pid1 struct {
 	m      *appliance.Manifest
 	reaper *reaper
 	start  time.Time
+	// startUptime is the kernel's clock when PID 1 began.
+	startUptime time.Duration
 
 	status, word, theme string
 	currentStep         string
@@ -58,7 +60,7 @@ type pid1 struct {
 func runPID1() {
 	sigchld, dropped := catchSignals()
 	unix.Umask(0o077)
-	p := &pid1{reaper: newReaper(), start: time.Now(), theme: "calm"}
+	p := &pid1{reaper: newReaper(), start: time.Now(), startUptime: bootTime(), theme: "calm"}
 	earlyErr := mountEarly()
 	p.openKmsg()
 	if err := disableCtrlAltDel(); err != nil {
@@ -326,7 +328,6 @@ func (p *pid1) onWorkerExit(ws unix.WaitStatus) {
 	p.workerDone = true
 	p.workerExit = nil
 	p.disarmDeadline()
-	p.reportBootTiming()
 	if p.handedOver || p.halted {
 		if ws.ExitStatus() != 0 || ws.Signaled() {
 			p.log("worker exited after the hand-over: %s", describeWait(ws))
@@ -389,9 +390,15 @@ func (p *pid1) startService(spec appliance.LaunchSpec) {
 		return
 	}
 	defer out.Close()
+	// Kernel timestamps (CLOCK_BOOTTIME, what dmesg shows): PID 1 starts
+	// right after the kernel's "Run /init".
 	p.emit(appliance.Event{Step: "service", State: appliance.StateStart,
 		Message: "exec " + spec.Argv[0],
-		Data:    map[string]string{"since_pid1_ms": fmt.Sprint(time.Since(p.start).Milliseconds())}})
+		Data: map[string]string{
+			"since_pid1_ms":        fmt.Sprint(time.Since(p.start).Milliseconds()),
+			"pid1_start_uptime_ms": fmt.Sprint(p.startUptime.Milliseconds()),
+			"exec_uptime_ms":       fmt.Sprint(bootTime().Milliseconds()),
+		}})
 	_, exit, err := p.reaper.start(func() (int, error) {
 		return syscall.ForkExec(spec.Argv[0], spec.Argv, &syscall.ProcAttr{
 			Dir:   spec.Dir,
@@ -433,17 +440,13 @@ func (p *pid1) onServiceExit(ws unix.WaitStatus) {
 	}
 }
 
-// reportBootTiming logs the kernel-relative time of the hand-over, read
-// from /proc/uptime, for the boot benchmark.
-func (p *pid1) reportBootTiming() {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return
+// bootTime is the kernel's CLOCK_BOOTTIME: the clock of dmesg timestamps.
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
 	}
-	up := strings.Fields(string(b))
-	if len(up) > 0 {
-		p.log("worker finished at uptime %ss", up[0])
-	}
+	return time.Duration(ts.Nano())
 }
 
 func describeWait(ws unix.WaitStatus) string {

@@ -87,7 +87,9 @@ func newRig(t *testing.T, first []byte) *rig {
 	r := &rig{m: &fakeMapper{mapped: map[string]MapSpec{}}, mnt: &fakeMounter{}, fs: &fakeFS{}, img: img}
 	r.p = &Provisioner{Devices: OSDevices{}, Mapper: r.m, Mounter: r.mnt, FS: r.fs}
 	r.part = Partition{Name: "vdb1", PartName: ZonePrimary, DevPath: img}
-	r.spec = Spec{Label: "lapee-nonvolatile", Mapper: "lapee-nonvolatile", Mount: "/var/lib/lapee/nonvolatile"}
+	// The fake mount is a plain directory, so the volume-id file persists
+	// across "boots" as the filesystem would.
+	r.spec = Spec{Label: "lapee-nonvolatile", Mapper: "lapee-nonvolatile", Mount: t.TempDir()}
 	r.key = StaticKey{Source: "service", Key: ZoneKey(ZonePrimary, "ring", []byte("secret"))}
 	return r
 }

@@ -133,7 +133,7 @@ func TestMeasurerEveryBank(t *testing.T) {
 			// tpm2-tools, an independent reader, agrees (sha256 bank when present).
 			tpm.Close()
 			if slices.Contains(banks, "sha256") {
-				out, err := exec.Command("tpm2_pcrread", "-T", "swtpm:host=127.0.0.1,port="+itoa(sw.port), "sha256:11,12,15").CombinedOutput()
+				out, err := exec.Command("tpm2_pcrread", "-T", "swtpm:host=127.0.0.1,port="+sw.CommandAddr[strings.LastIndexByte(sw.CommandAddr, ':')+1:], "sha256:11,12,15").CombinedOutput()
 				if err != nil {
 					t.Fatalf("tpm2_pcrread: %v\n%s", err, out)
 				}

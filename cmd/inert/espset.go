@@ -29,14 +29,8 @@ func runESPSet(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: inert esp set --image IMG [--config F] [--wifi F] [--remove-config] [--remove-wifi]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *image == "" {
 		return errors.New("--image is required")

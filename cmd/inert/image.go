@@ -22,14 +22,8 @@ func runImage(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: inert image --uki F --out IMG [--esp-size MiB]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *ukiPath == "" || *out == "" {
 		return errors.New("--uki and --out are required")

@@ -28,14 +28,8 @@ func runInitramfs(args []string) error {
 	root := fs.String("root", ".", "repository root that payload sources are relative to")
 	bootDir := fs.String("boot-dir", "/boot", "where vmlinuz-<version> and config-<version> are")
 	modulesRoot := fs.String("modules-root", "/lib/modules", "where <version>/modules.dep is")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *profile != "" && *manifestPath != "" {
 		return errors.New("give --profile or --manifest, not both")

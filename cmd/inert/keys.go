@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,14 +21,8 @@ func runKeys(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: inert keys [--dir secureboot] [--force]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	fmt.Fprintf(os.Stderr, "keys: generating PK, KEK and db (RSA-2048) in %s\n", *dir)
 	if err := initramfs.GenerateKeys(*dir, *force); err != nil {

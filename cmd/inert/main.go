@@ -5,6 +5,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -66,4 +68,27 @@ func main() {
 		fmt.Fprintf(os.Stderr, "inert %s: %v\n", name, err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a subcommand's flags. done is true when --help was
+// asked for (the usage is already printed and the command should succeed).
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return true, err
+	}
+	return false, nil
+}
+
+// parseNoArgs is parseFlags for commands that take no positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if done, err := parseFlags(fs, args); done || err != nil {
+		return done, err
+	}
+	if fs.NArg() > 0 {
+		return true, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return false, nil
 }

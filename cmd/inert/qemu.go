@@ -37,10 +37,7 @@ func runQEMU(args []string) (err error) {
 	workDir := fs.String("workdir", "", "keep VM state and logs here (default: a temporary directory, removed on exit)")
 	memory := fs.Int("memory", 1024, "guest memory in MiB")
 	snapshot := fs.Bool("snapshot", false, "discard the guest's writes to the image")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseFlags(fs, args); done || err != nil {
 		return err
 	}
 	if *image == "" {

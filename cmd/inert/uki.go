@@ -36,14 +36,8 @@ func runUKI(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: inert uki [--kernel VMLINUZ] --initramfs F --cmdline \"...\" [--osrel F] [--stub F] [--sign-dir secureboot] --out F")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *kernelPath == "" {
 		// The kernel the initramfs's modules were built for by default.

@@ -26,14 +26,8 @@ func runWifiCreds(args []string) error {
 		fmt.Fprintln(fs.Output(), "or reads them as two lines from standard input.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	in := bufio.NewReader(os.Stdin)
 	tty := term.IsTerminal(int(os.Stdin.Fd()))

@@ -26,14 +26,8 @@ func runWriteImage(args []string) error {
 		fmt.Fprintln(fs.Output(), "device-mapper-held disks and the disk holding / or /boot.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if done, err := parseNoArgs(fs, args); done || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *dev == "" || *image == "" {
 		return errors.New("--dev and --image are required")
