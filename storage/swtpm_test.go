@@ -1,12 +1,12 @@
 package storage
 
 import (
-	"inert/boot/measure/swtpmtest"
-
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"inert/boot/measure/swtpmtest"
 )
 
 // testTPM is a real swtpm for one test, stopped by pid at cleanup.

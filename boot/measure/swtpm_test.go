@@ -1,13 +1,13 @@
 package measure
 
 import (
-	"inert/boot/measure/swtpmtest"
-
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2/transport/tcp"
+
+	"inert/boot/measure/swtpmtest"
 )
 
 // swtpmInstance is one real software TPM started for a test.
