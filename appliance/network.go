@@ -2,10 +2,19 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"inert/netup"
 )
+
+// NetworkFile is the run-dir file holding the network evidence (links,
+// their state, the primary, the WiFi association), rewritten on every
+// network status report; the service may read it (0644). It never holds a
+// secret: netup.NetworkEvidence has no field for one.
+const NetworkFile = "network.json"
 
 func (w *Worker) wifiAllowed() bool {
 	v, _ := w.Cmdline.Value(w.ns("wifi"))
@@ -34,7 +43,10 @@ func (w *Worker) network(ctx context.Context) error {
 	w.background.Add(1)
 	go func() {
 		defer w.background.Done()
-		err := n.Run(w.bgCtx, w.reportNetwork)
+		err := n.Run(w.bgCtx, func(s netup.Status) {
+			w.writeNetworkEvidence(n.Snapshot())
+			w.reportNetwork(s)
+		})
 		if err != nil && w.bgCtx.Err() == nil {
 			w.status("network", "", "Network bring-up stopped: "+sanitize(err.Error()))
 		}
@@ -61,6 +73,40 @@ func (w *Worker) reportNetwork(s netup.Status) {
 		}
 	}
 	w.Emit(ev)
+}
+
+// writeNetworkEvidence replaces NetworkFile atomically, before the status
+// it goes with is reported, so whoever saw the event reads matching evidence.
+func (w *Worker) writeNetworkEvidence(ev netup.NetworkEvidence) {
+	b, err := json.MarshalIndent(ev, "", "  ")
+	if err == nil {
+		err = writePublicAtomic(w.path(filepath.Join(w.M.RunDir, NetworkFile)), append(b, '\n'))
+	}
+	if err != nil {
+		w.info("network", "network evidence not written: "+sanitize(err.Error()))
+	}
+}
+
+// writePublicAtomic writes a 0644 file by rename, so a reader sees the old
+// or the new contents, never a part, and never a moment of another mode.
+func writePublicAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Wait blocks while background duties run.

@@ -22,9 +22,11 @@ type ZoneSpec struct {
 	// ZONE_PRIMARY).
 	Partition   string `json:"partition,omitempty"`
 	RingAddress string `json:"ring_address,omitempty"`
-	// KeySource: "tpm" (sealed by the boot to PCRs, see storage.TPMKey) or
-	// "service" (the boot leaves it alone; the service opens it later with
-	// `inert zone open`).
+	// KeySource: "tpm" (sealed by the boot to PCRs, see storage.TPMKey),
+	// "snp" (derived by the AMD secure processor from the VCEK with the
+	// launch measurement, policy, SVN and TCB mixed in, see storage.SNPKey)
+	// or "service" (the boot leaves it alone; the service opens it later
+	// with `inert zone open`).
 	KeySource string `json:"key_source"`
 	// PCRs for the tpm source; storage.DefaultTPMPCRs (7, 11, 12) when empty.
 	PCRs   []int  `json:"pcrs,omitempty"`
@@ -62,12 +64,12 @@ func validateZones(zones []ZoneSpec) error {
 					return bad(i, "PCR %d cannot hold a seal (0..23, never the service's PCR 15)", p)
 				}
 			}
-		case "service":
+		case "snp", "service":
 			if len(z.PCRs) > 0 {
 				return bad(i, "pcrs apply only to key_source tpm")
 			}
 		default:
-			return bad(i, "key_source %q must be tpm or service", z.KeySource)
+			return bad(i, "key_source %q must be tpm, snp or service", z.KeySource)
 		}
 		if !zoneLabelRE.MatchString(z.Label) || !zoneMapperRE.MatchString(z.Mapper) {
 			return bad(i, "label and mapper must be 1-47 / 1-64 of [A-Za-z0-9_.-]")
@@ -206,9 +208,9 @@ func (w *Worker) openZones(ctx context.Context) ([]storage.State, []zoneRefusal)
 				KeySource: z.KeySource, Reason: "left to the service (inert zone open)"})
 			continue
 		}
-		src, err := w.zoneKey(z)
+		src, why, err := w.zoneKey(z)
 		if err != nil {
-			refuse(z, storage.State{Partition: part.DevPath, PartName: part.PartName, KeySource: z.KeySource}, "no TPM to seal or unseal its key", err)
+			refuse(z, storage.State{Partition: part.DevPath, PartName: part.PartName, KeySource: z.KeySource}, why, err)
 			continue
 		}
 		w.Emit(Event{Step: "storage", State: StateInfo, Message: "zone " + z.name() + " on " + part.Name,
@@ -221,6 +223,9 @@ func (w *Worker) openZones(ctx context.Context) ([]storage.State, []zoneRefusal)
 		}
 		st.Mount = z.Mount
 		states = append(states, st)
+		if st.VolumeIDError != "" {
+			w.info("storage", "zone "+z.name()+": "+st.VolumeIDError)
+		}
 		w.Emit(Event{Step: "storage", State: StateInfo, Message: "zone " + z.name() + " mounted at " + z.Mount,
 			Data: map[string]string{"zone": z.name(), "volume_id": st.VolumeID,
 				"formatted_luks": fmt.Sprint(st.FormattedLUKS), "formatted_filesystem": fmt.Sprint(st.FormattedFilesystem)}})
@@ -256,6 +261,12 @@ func zoneReason(err error) string {
 		return "the TPM no longer unseals its key: boot image, Secure Boot or operator config changed"
 	case errors.Is(err, storage.ErrTPMToken):
 		return "its TPM token is unusable"
+	case errors.Is(err, storage.ErrSNPMismatch):
+		return "SEV-SNP no longer derives its key: the launch measurement or policy changed"
+	case errors.Is(err, storage.ErrSNPToken):
+		return "its SEV-SNP token is unusable"
+	case errors.Is(err, storage.ErrSNPUnavailable):
+		return "the SEV-SNP guest device did not derive its key"
 	case errors.Is(err, storage.ErrLeftUntouched):
 		return "no LUKS header and no provisioning marker; left untouched"
 	case errors.Is(err, storage.ErrHeaderRefused):
@@ -268,12 +279,24 @@ func zoneReason(err error) string {
 	return "open failed"
 }
 
-// zoneKey builds the key source of a zone.
-func (w *Worker) zoneKey(z ZoneSpec) (storage.KeySource, error) {
-	if !w.tee.TPM {
-		return nil, fmt.Errorf("%w: zone %s uses the tpm key source and there is no TPM", storage.ErrKeySource, z.name())
+// snpGuestDevice is the only SNP interface that derives keys (configfs-tsm
+// only makes reports).
+const snpGuestDevice = "/dev/sev-guest"
+
+// zoneKey builds the key source of a zone, or says (status words) why the
+// machine cannot provide it.
+func (w *Worker) zoneKey(z ZoneSpec) (storage.KeySource, string, error) {
+	switch z.KeySource {
+	case "snp":
+		if !w.tee.SNP {
+			return nil, "no SEV-SNP guest to derive its key", fmt.Errorf("%w: zone %s uses the snp key source and this is not an SEV-SNP guest", storage.ErrKeySource, z.name())
+		}
+		return storage.SNPKey{Open: storage.DeviceSNP(w.path(snpGuestDevice))}, "", nil
 	}
-	return storage.TPMKey{Open: storage.DeviceTPM(w.path(measure.DevicePath)), PCRs: z.PCRs}, nil
+	if !w.tee.TPM {
+		return nil, "no TPM to seal or unseal its key", fmt.Errorf("%w: zone %s uses the tpm key source and there is no TPM", storage.ErrKeySource, z.name())
+	}
+	return storage.TPMKey{Open: storage.DeviceTPM(w.path(measure.DevicePath)), PCRs: z.PCRs}, "", nil
 }
 
 func (w *Worker) zoneProvisionerFor(z ZoneSpec) zoneProvisioner {

@@ -66,6 +66,9 @@ func TestStorageStep(t *testing.T) {
 		wantClass Class // "" = step succeeds
 		wantCalls int
 		status    string
+		// wantSource is the key source the provisioner must get ("tpm"
+		// when empty).
+		wantSource string
 	}{
 		{name: "zone opened", parts: map[string]string{"vda1": "ZONE_PRIMARY"}, wantCalls: 1},
 		{name: "no zone partition", parts: map[string]string{"vda1": "Linux"}},
@@ -87,6 +90,14 @@ func TestStorageStep(t *testing.T) {
 			edit: func(w *Worker) { w.esp = &boot.ESP{Disk: "sda"} }},
 		{name: "service key source", parts: map[string]string{"vda1": "ZONE_PRIMARY"},
 			edit: func(w *Worker) { w.M.Zones[0].KeySource = "service" }},
+		{name: "snp key source", parts: map[string]string{"vda1": "ZONE_PRIMARY"},
+			edit: func(w *Worker) { w.M.Zones[0].KeySource = "snp"; w.tee.SNP = true }, wantCalls: 1, wantSource: "snp"},
+		{name: "snp key source without SEV-SNP", parts: map[string]string{"vda1": "ZONE_PRIMARY"},
+			edit: func(w *Worker) { w.M.Zones[0].KeySource = "snp" }, wantClass: ClassEnvironment, status: "no SEV-SNP"},
+		{name: "snp launch changed", parts: map[string]string{"vda1": "ZONE_PRIMARY"},
+			provErr: errors.Join(storage.ErrKeySource, storage.ErrSNPMismatch),
+			edit:    func(w *Worker) { w.M.Zones[0].KeySource = "snp"; w.tee.SNP = true }, wantClass: ClassEnvironment, wantCalls: 1,
+			status: "launch measurement or policy changed", wantSource: "snp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := ParseManifest(b)
@@ -114,6 +125,15 @@ func TestStorageStep(t *testing.T) {
 			}
 			if len(fake.calls) != tc.wantCalls {
 				t.Fatalf("provisioner calls %v, want %d", fake.calls, tc.wantCalls)
+			}
+			wantSource := tc.wantSource
+			if wantSource == "" {
+				wantSource = "tpm"
+			}
+			for _, c := range fake.calls {
+				if !strings.HasSuffix(c, " "+wantSource) {
+					t.Errorf("provisioner call %q, want key source %s", c, wantSource)
+				}
 			}
 			raw, err := os.ReadFile(w.path(filepath.Join(m.RunDir, "zones.json")))
 			if err != nil {
@@ -143,7 +163,8 @@ func TestManifestZones(t *testing.T) {
 	good, _ := profiles.Manifest("demo")
 	for name, repl := range map[string][2]string{
 		"bad partition name": {`"partition": "ZONE_PRIMARY"`, `"partition": "ZONE_a.b"`},
-		"unknown key source": {`"key_source": "tpm"`, `"key_source": "snp"`},
+		"unknown key source": {`"key_source": "tpm"`, `"key_source": "tpm2"`},
+		"snp with PCRs":      {`"key_source": "tpm"`, `"key_source": "snp", "pcrs": [7]`},
 		"relative mount":     {`"mount": "/var/lib/inert/zone"`, `"mount": "zone"`},
 		"service PCR 15":     {`"key_source": "tpm"`, `"key_source": "tpm", "pcrs": [7, 15]`},
 		"mapper with slash":  {`"mapper": "inert-zone"`, `"mapper": "../x"`},

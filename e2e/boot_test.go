@@ -27,7 +27,10 @@ func TestHappyPath(t *testing.T) {
 	t.Parallel()
 	img, ukiPath := stick{}.image(t)
 	vm := boot(t, harness.Config{Image: img, TPM: true})
+	started := time.Now() // boot returns once QEMU runs (after waiting for a slot)
 	awaitHealthy(t, vm, bootLimit)
+	fmt.Printf("BENCH boot-to-ready: QEMU start to the service answering through the port forward %s (OVMF, TCG)\n",
+		time.Since(started).Round(100*time.Millisecond))
 	ev := evidence(t, vm)
 
 	if got, want := field[string](t, ev, "uki_sha256"), sha256File(t, ukiPath); got != want {
@@ -207,6 +210,19 @@ func TestWorkerPanic(t *testing.T) {
 	img, _ := stick{Cmdline: prodCmdline + " inert.fault=panic@esp"}.image(t)
 	vm := boot(t, harness.Config{Image: img, TPM: true})
 	if status := awaitHalt(t, vm, bootLimit); status != "Boot stopped: internal error in esp." {
+		t.Errorf("halt status %q", status)
+	}
+	assertParked(t, vm)
+}
+
+// TestWorkerHang: a worker stuck in a step past its deadline (the hook
+// ignores its context, as a hung syscall would) is killed by PID 1, which
+// halts with the step's name.
+func TestWorkerHang(t *testing.T) {
+	t.Parallel()
+	img, _ := stick{Cmdline: prodCmdline + " inert.fault=hang@usb-lockdown"}.image(t)
+	vm := boot(t, harness.Config{Image: img, TPM: true})
+	if status := awaitHalt(t, vm, bootLimit); status != "Boot stopped: internal error in usb-lockdown." {
 		t.Errorf("halt status %q", status)
 	}
 	assertParked(t, vm)

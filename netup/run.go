@@ -301,12 +301,19 @@ func (n *Net) applyAddr(l Lease) error {
 func (n *Net) offer(l Lease, elapsed time.Duration) {
 	n.mu.Lock()
 	st := n.linkLocked(l.Iface)
+	fresh := st.Lease == nil || st.Lease.Addr != l.Addr
 	st.State, st.Lease = stateLeased, &l
 	primary, ok := n.sel.put(l)
 	out := n.applyPrimaryLocked(primary, ok, elapsed)
-	if !l.HasRouter() {
+	switch {
+	case !l.HasRouter():
 		st.Detail = lineNoRouter(l)
 		out = append(out, Status{Word: WordDHCP, Line: st.Detail, Secondary: n.applied != nil})
+	case fresh && (n.applied == nil || n.applied.Iface != l.Iface):
+		// A second network's lease: said once, so the log and the
+		// evidence show every held address, not only the primary.
+		st.Detail = lineSecondary(l)
+		out = append(out, Status{Word: WordDHCP, Line: st.Detail, Secondary: true})
 	}
 	n.emitUnlock(out)
 }
@@ -362,6 +369,7 @@ func (n *Net) applyPrimaryLocked(l Lease, ok bool, elapsed time.Duration) []Stat
 	applied := l
 	n.applied = &applied
 	st := Status{Line: linePrimary(p), Primary: &p}
+	n.linkLocked(l.Iface).Detail = st.Line
 	if !n.promoted {
 		n.promoted = true
 		st.Elapsed = elapsed

@@ -158,6 +158,9 @@ func TestFirstRoutedLeaseWinsAndFailsOver(t *testing.T) {
 	second := mkLease(e.clk, "eth0", "10.2.0.9/24", "10.2.0.1")
 	e.dhcp.next(t, "eth0").reply <- dhcpReply{lease: second}
 	e.links.awaitOp(t, addrOp(second, second.Duration))
+	if st := e.log.awaitLine(t, lineSecondary(second)); !st.Secondary || st.Primary != nil {
+		t.Fatalf("the second lease's report %+v: want a secondary line", st)
+	}
 	if p, _ := readPrimary(t, e.runDir); p.Iface != "eth1" {
 		t.Fatalf("a later lease took over the primary: %+v", p)
 	}
@@ -173,6 +176,11 @@ func TestFirstRoutedLeaseWinsAndFailsOver(t *testing.T) {
 	must(t, err)
 	if p.Iface != "eth0" || p.Gateway != second.Router {
 		t.Fatalf("primary-net after failover: %+v", p)
+	}
+	for _, ie := range e.net.Snapshot().Interfaces {
+		if ie.Name == "eth0" && ie.Detail != "Network: 10.2.0.9 on eth0." {
+			t.Errorf("eth0's evidence detail %q after it became primary", ie.Detail)
+		}
 	}
 	// And eth1 starts over with a new discovery at once.
 	if c := e.dhcp.next(t, "eth1"); c.renew {

@@ -42,6 +42,9 @@ func linePrimary(p Primary) string       { return fmt.Sprintf("Network: %s on %s
 func lineNoRouter(l Lease) string {
 	return fmt.Sprintf("%s: %s has no router; not used as the main network.", l.Iface, l.Addr.Addr())
 }
+func lineSecondary(l Lease) string {
+	return fmt.Sprintf("%s: %s leased; not the main network.", l.Iface, l.Addr.Addr())
+}
 func lineLost(iface string) string { return iface + ": address lost; asking again." }
 func lineNoPrimary() string        { return "Network lost; the service keeps running locally." }
 func lineStalePrimary() string     { return "Network lost; primary-net could not be removed." }

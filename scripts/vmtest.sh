@@ -84,6 +84,8 @@ for i in "${!groups[@]}"; do
 	fi
 	# Per-binary verdicts the runner printed.
 	grep -E '^[A-Za-z0-9_]+ +(ok|FAIL \(exit -?[0-9]+\))$' "$work/$g.log" | sed "s/^/  $g: /" >&2 || true
+	# Benchmarks print BENCH lines (figures, never verdicts).
+	grep -E '^[A-Za-z0-9_]+: BENCH ' "$work/$g.log" | sed "s/^/  $g: /" >&2 || true
 done
 
 echo "vmtest summary ($((SECONDS - started))s):"

@@ -95,8 +95,10 @@ func (p *Provisioner) progress(word string) {
 }
 
 // Provision runs the marker gate on part and then formats, opens, makes the
-// filesystem (only on a fresh volume), clears the fresh flag and mounts. The
-// returned State is filled as far as it got, with Reason set on refusal.
+// filesystem (only on a fresh volume) and mounts; a fresh volume then gets
+// its VolumeIDFile and loses the fresh flag, in that order. The returned
+// State is filled as far as it got, with Reason set on refusal; a mounted
+// volume's VolumeID comes from its VolumeIDFile.
 func (p *Provisioner) Provision(ctx context.Context, part Partition, spec Spec, src KeySource) (State, error) {
 	st := State{Partition: part.DevPath, PartName: part.PartName, KeySource: src.Name()}
 	fail := func(err error) (State, error) {

@@ -56,16 +56,20 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 // Evidence is the read-only view of the boot.
 type Evidence struct {
-	Status    string                       `json:"status"`
-	Events    []json.RawMessage            `json:"events"`
-	Config    ConfigEvidence               `json:"config"`
-	UKISHA256 string                       `json:"uki_sha256"`
-	UKISource map[string]string            `json:"uki_source"`
-	TEE       json.RawMessage              `json:"tee"`
-	Network   map[string]string            `json:"network"`
-	PCRs      map[string]map[string]string `json:"pcrs"`
-	EventLog  []json.RawMessage            `json:"event_log"`
-	Zones     json.RawMessage              `json:"zones"`
+	Status    string            `json:"status"`
+	Events    []json.RawMessage `json:"events"`
+	Config    ConfigEvidence    `json:"config"`
+	UKISHA256 string            `json:"uki_sha256"`
+	UKISource map[string]string `json:"uki_source"`
+	TEE       json.RawMessage   `json:"tee"`
+	// Network is primary-net (iface, ip, gw, dns); NetworkDetail is the
+	// worker's network.json: every link and its state, the primary, and
+	// the WiFi association (null before the network step ran).
+	Network       map[string]string            `json:"network"`
+	NetworkDetail json.RawMessage              `json:"network_detail"`
+	PCRs          map[string]map[string]string `json:"pcrs"`
+	EventLog      []json.RawMessage            `json:"event_log"`
+	Zones         json.RawMessage              `json:"zones"`
 	// BlockDevices are the kernel's block devices now: after the detach the
 	// boot stick is not among them.
 	BlockDevices []string `json:"block_devices"`
@@ -96,8 +100,10 @@ func (s *Server) Collect() Evidence {
 		UKISource: keyValues(s.read("boot-uki-source")),
 		TEE:       rawOr(s.read("tee.json"), "{}"),
 		Network:   keyValues(s.read("primary-net")),
-		PCRs:      map[string]map[string]string{},
-		Zones:     rawOr(s.read("zones.json"), "[]"),
+		// The file name is appliance.NetworkFile; the demo reads files only.
+		NetworkDetail: rawOr(s.read("network.json"), "null"),
+		PCRs:          map[string]map[string]string{},
+		Zones:         rawOr(s.read("zones.json"), "[]"),
 	}
 	ev.BlockDevices = []string{}
 	if ents, err := os.ReadDir(filepath.Join(s.sysRoot(), "class/block")); err == nil {

@@ -92,10 +92,15 @@ func (hwsimLoader) Init(f *os.File) error {
 	return unix.FinitModule(int(f.Fd()), "radios=2", 0)
 }
 
+// radioModules are the simulated radios and the kernel crypto WPA2-CCMP
+// keys need; mac80211 asks for the ciphers through request_module, which
+// has no modprobe to call in an initramfs. A WiFi profile lists the same.
+var radioModules = []string{"ccm", "ctr", "cmac", "mac80211_hwsim"}
+
 func loadHwsim(ctx context.Context) error {
 	t := &kmod.Tree{Root: "/", Loader: hwsimLoader{}}
-	if _, err := t.Load(ctx, []string{"mac80211_hwsim"}); err != nil {
-		return fmt.Errorf("load mac80211_hwsim: %w", err)
+	if _, err := t.Load(ctx, radioModules); err != nil {
+		return fmt.Errorf("load %v: %w", radioModules, err)
 	}
 	for _, name := range []string{"wlan0", apIface} {
 		if _, err := os.Stat("/sys/class/net/" + name + "/phy80211"); err != nil {

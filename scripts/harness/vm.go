@@ -65,12 +65,26 @@ type Config struct {
 	Net       bool
 	HostPort  int
 	GuestPort int
+	// ExtraNICs are virtio NICs added ahead of the user-net one, so the
+	// guest enumerates them first (eth0, ...; the user-net NIC comes last).
+	ExtraNICs []NIC
 
 	VGA       string // QEMU -vga model, default "std" (1280x800 EFI framebuffer); "none" for none
 	SerialLog string // default WorkDir/serial.log
 
 	AllowReboot bool     // without it a guest reboot ends QEMU (-no-reboot)
 	ExtraArgs   []string // appended to QEMU's command line
+}
+
+// UserNetID is the QEMU id of the user-net backend (for QMP set_link).
+const UserNetID = "net0"
+
+// NIC is one extra virtio NIC: ID names its backend (for QMP set_link) and
+// Backend is QEMU's -netdev value without the id, e.g. "hubport,hubid=1"
+// for a network with nothing else on it (no DHCP server, no router).
+type NIC struct {
+	ID      string
+	Backend string
 }
 
 // VM is a running QEMU.
@@ -220,6 +234,14 @@ func Start(ctx context.Context, cfg Config) (_ *VM, err error) {
 			"-drive", "if=none,format=raw,id="+id+",file="+disk,
 			"-device", "virtio-blk-pci,drive="+id+",serial=inert-"+id)
 	}
+	for _, nic := range cfg.ExtraNICs {
+		if nic.ID == "" || nic.ID == UserNetID || nic.Backend == "" || strings.Contains(nic.ID, ",") {
+			return nil, fmt.Errorf("%w: extra NIC %+v needs an id and a backend", ErrConfig, nic)
+		}
+		args = append(args,
+			"-netdev", nic.Backend+",id="+nic.ID,
+			"-device", "virtio-net-pci,netdev="+nic.ID+",romfile=")
+	}
 	if cfg.Net {
 		vm.hostPort = cfg.HostPort
 		if vm.hostPort == 0 {
@@ -228,8 +250,8 @@ func Start(ctx context.Context, cfg Config) (_ *VM, err error) {
 			}
 		}
 		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", vm.hostPort, cfg.GuestPort),
-			"-device", "virtio-net-pci,netdev=net0,romfile=")
+			"-netdev", fmt.Sprintf("user,id="+UserNetID+",hostfwd=tcp:127.0.0.1:%d-:%d", vm.hostPort, cfg.GuestPort),
+			"-device", "virtio-net-pci,netdev="+UserNetID+",romfile=")
 	}
 	if cfg.TPM {
 		if vm.tpm, err = StartTPM(ctx, filepath.Join(workDir, "tpm"), cfg.TPMBanks...); err != nil {

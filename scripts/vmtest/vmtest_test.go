@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,5 +70,61 @@ func TestRunInVM(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "good: ") || !strings.Contains(strings.Join(rep.Results[0].Output, "\n"), "probe ran in the VM") {
 		t.Errorf("guest output not streamed:\n%s", out.String())
+	}
+}
+
+// TestAddHostBinaries: a host program arrives with its loader and every
+// library ldd (a second reader of the same ELF facts) lists, at the same
+// paths; relative paths are refused.
+func TestAddHostBinaries(t *testing.T) {
+	const bin = "/usr/sbin/cryptsetup"
+	a := harness.NewInitramfs()
+	if err := addHostBinaries(a, []string{bin}); err != nil {
+		t.Fatal(err)
+	}
+	cpioPath := filepath.Join(t.TempDir(), "x.cpio")
+	if err := a.WriteFile(cpioPath); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cpioPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	list := exec.Command("cpio", "-it", "--quiet")
+	list.Stdin = f
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("cpio -it: %v", err)
+	}
+	inArchive := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		inArchive["/"+strings.TrimPrefix(l, "/")] = true
+	}
+	ldd, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd: %v", err)
+	}
+	want := []string{bin}
+	for _, l := range strings.Split(string(ldd), "\n") {
+		for _, f := range strings.Fields(l) {
+			if strings.HasPrefix(f, "/") {
+				want = append(want, f)
+			}
+		}
+	}
+	if len(want) < 3 {
+		t.Fatalf("ldd listed too little to judge: %s", ldd)
+	}
+	for _, p := range want {
+		if !inArchive[p] {
+			t.Errorf("%s is not in the guest archive", p)
+		}
+	}
+	if err := addHostBinaries(harness.NewInitramfs(), []string{"usr/sbin/cryptsetup"}); !errors.Is(err, ErrOptions) {
+		t.Errorf("relative path: %v, want ErrOptions", err)
+	}
+	if err := addHostBinaries(harness.NewInitramfs(), []string{"/nonexistent/tool"}); !errors.Is(err, ErrOptions) {
+		t.Errorf("missing binary: %v, want ErrOptions", err)
 	}
 }
