@@ -595,7 +595,7 @@ func TestVMBootMedium(t *testing.T) {
 		asked := false
 		esp, err := FindESP(t.Context(), lateEnv, late, func(line string) {
 			t.Log(line)
-			if !asked && strings.HasPrefix(line, "round 1/") {
+			if !asked && strings.HasPrefix(line, "scan 1:") {
 				asked = true
 				fmt.Println(hotplugLateStick)
 			}
