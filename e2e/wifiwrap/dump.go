@@ -21,6 +21,11 @@ const (
 	maxDumpFile = 8 << 20
 )
 
+// supplicantConfig is the name of netup's wpa_supplicant config file. The
+// dump lists it but never opens it: netup removes the file as soon as a
+// reader closes it, and that reader must be the supplicant.
+const supplicantConfig = "wpa.conf"
+
 // dumpRoots are what the dump covers: inert's run directory and every
 // other tmpfs file, resolv.conf, and each process's command line and
 // environment (a PSK passed on a command line would show there).
@@ -125,6 +130,8 @@ func addEntry(tw *tar.Writer, p string) error {
 	case st.Mode()&fs.ModeSymlink != 0:
 		hdr.Typeflag = tar.TypeSymlink
 		hdr.Linkname, _ = os.Readlink(p)
+	case filepath.Base(p) == supplicantConfig:
+		hdr.Typeflag = tar.TypeFifo // listed, never read
 	case st.Mode().IsRegular() || strings.HasPrefix(p, "/proc/"):
 		// proc files report size 0: read them to know.
 		f, err := os.Open(p)
