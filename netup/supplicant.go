@@ -172,14 +172,11 @@ func (n *Net) runSupplicantOnce(ctx context.Context, iface string, onEvent func(
 		return err
 	}
 	for line := range proc.Lines() {
-		if k, e := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); e == nil { fmt.Fprintln(k, "DEBUGSUP: "+line); k.Close() }
 		if ev := parseSupplicantLine(line); ev != supNone {
 			onEvent(ev)
 		}
 	}
-	werr := proc.Wait()
-	if k, e := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); e == nil { fmt.Fprintln(k, "DEBUGSUP: exit", werr); k.Close() }
-	return werr
+	return proc.Wait()
 }
 
 // watchReadClose returns a channel closed once a reader closes path (the

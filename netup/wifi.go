@@ -209,7 +209,14 @@ func (n *Net) superviseSupplicant(ctx context.Context, name string) {
 				n.markAssociated(name)
 				n.setLinkWord(name, stateDHCP, WordWifi, lineWifiConnected(ssid))
 			case supDisconnected:
-				n.wifi.update(func(ev *WifiEvidence, c *bool) { *c = false; ev.State = wifiConnecting; ev.BSSID = "" })
+				n.wifi.update(func(ev *WifiEvidence, c *bool) {
+					*c, ev.BSSID = false, ""
+					// The supplicant reports the disconnect of a failed
+					// handshake before its reason: keep a known reason.
+					if ev.State != wifiWrongKey && ev.State != wifiNotFound {
+						ev.State = wifiConnecting
+					}
+				})
 			case supWrongKey:
 				n.wifiProblem(name, wifiWrongKey, lineWifiWrongKey(ssid))
 			case supNotFound:

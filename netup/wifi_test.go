@@ -136,6 +136,14 @@ func TestWifiSupplicantPath(t *testing.T) {
 	// Wrong key: said so, no DHCP.
 	out <- `wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid="home" auth_failures=1 duration=10 reason=WRONG_KEY`
 	e.log.awaitLine(t, "WiFi: wrong password for home.")
+	// The disconnect of the next failed attempt keeps the reason. Lines are
+	// handled in order: once two more were taken, the disconnect was handled.
+	out <- "wlan0: CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=15"
+	out <- "wlan0: SME: Trying to authenticate with 02:00:00:00:01:00"
+	out <- "wlan0: Trying to associate with 02:00:00:00:01:00"
+	if w := e.net.Snapshot().Wifi; w == nil || w.State != wifiWrongKey || w.Associated {
+		t.Fatalf("after a disconnect the WiFi evidence is %+v, want still %s", w, wifiWrongKey)
+	}
 	// The supplicant dies: restarted after backoff.
 	restartAt := e.clk.Now().Add(retryBackoff(1))
 	close(out)

@@ -71,7 +71,7 @@ func runDump() error {
 		if strings.TrimSpace(line) != apconf.DumpRequest {
 			continue
 		}
-		if err := writeDump(port); err != nil {
+		if err := writeDump(port, dumpRoots, "/proc"); err != nil {
 			return err
 		}
 	}
@@ -94,30 +94,31 @@ func findPort() string {
 	return ""
 }
 
-// writeDump writes one tar of the dump roots and of /proc/*/{cmdline,environ}.
-func writeDump(w io.Writer) error {
+// writeDump writes one tar of roots and of <proc>/*/{cmdline,environ}.
+func writeDump(w io.Writer, roots []string, proc string) error {
 	tw := tar.NewWriter(w)
-	for _, root := range dumpRoots {
+	for _, root := range roots {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // vanished or unreadable: skip, keep going
 			}
-			return addEntry(tw, p)
+			return addEntry(tw, p, false)
 		})
 	}
-	procs, _ := os.ReadDir("/proc")
+	procs, _ := os.ReadDir(proc)
 	for _, e := range procs {
 		if strings.Trim(e.Name(), "0123456789") != "" {
 			continue
 		}
 		for _, f := range []string{"cmdline", "environ"} {
-			_ = addEntry(tw, filepath.Join("/proc", e.Name(), f))
+			_ = addEntry(tw, filepath.Join(proc, e.Name(), f), true)
 		}
 	}
 	return tw.Close()
 }
 
-func addEntry(tw *tar.Writer, p string) error {
+// addEntry adds p; procFile says p is a /proc file, whose size reads 0.
+func addEntry(tw *tar.Writer, p string, procFile bool) error {
 	st, err := os.Lstat(p)
 	if err != nil {
 		return nil
@@ -132,8 +133,7 @@ func addEntry(tw *tar.Writer, p string) error {
 		hdr.Linkname, _ = os.Readlink(p)
 	case filepath.Base(p) == supplicantConfig:
 		hdr.Typeflag = tar.TypeFifo // listed, never read
-	case st.Mode().IsRegular() || strings.HasPrefix(p, "/proc/"):
-		// proc files report size 0: read them to know.
+	case st.Mode().IsRegular() || procFile:
 		f, err := os.Open(p)
 		if err != nil {
 			return nil
