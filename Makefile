@@ -101,8 +101,11 @@ fuzz:
 vmtest:
 	scripts/vmtest.sh
 
-e2e: 
-	go test -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee $(BUILD)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|BENCH|\s+[a-z_]+\.go:)' 
+# The whole log goes to build/e2e.log; the console gets verdicts, failures
+# and the BENCH figures.
+e2e:
+	@mkdir -p $(BUILD)
+	go test -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee $(BUILD)/e2e.log | grep --line-buffered -E '^(--- |PASS|FAIL|ok|BENCH|e2e:|\s+[a-z_]+\.go:[0-9]+:)'
 
 bench:
 	go test -run '^$$' -bench . -benchtime 3x ./display/ ./initramfs/ ./boot/measure/ ./storage/...
