@@ -24,6 +24,10 @@ const (
 	// splashRestarts bounds how often a crashing splash is restarted.
 	splashRestarts = 3
 	maxEventLine   = 64 << 10
+	// kmsgLevel is KERN_DEBUG: the lines stay in the kernel log but never
+	// reach a console on their own (debug mode prints them once, through
+	// the serial mirror, instead of twice).
+	kmsgLevel = "<7>"
 )
 
 // pid1 is the state of the init process. Only the main loop touches it.
@@ -134,7 +138,7 @@ func (p *pid1) openKmsg() {
 func (p *pid1) log(format string, a ...any) {
 	line := sanitizeLine(fmt.Sprintf("inert: "+format, a...))
 	if p.kmsg != nil {
-		p.kmsg.send([]byte("<6>" + line + "\n"))
+		p.kmsg.send([]byte(kmsgLevel + line + "\n"))
 	}
 	if p.mirror && p.console != nil {
 		p.console.send([]byte(line + "\n"))
@@ -158,7 +162,7 @@ func (p *pid1) emit(ev appliance.Event) {
 	}
 	human := humanLine(ev)
 	if p.kmsg != nil {
-		p.kmsg.send([]byte("<6>" + human + "\n"))
+		p.kmsg.send([]byte(kmsgLevel + human + "\n"))
 	}
 	if p.mirror && p.console != nil {
 		p.console.send([]byte(human + "\n"))
