@@ -10,12 +10,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"inert/kernel"
 )
 
-const (
-	testStubPath   = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-	testKernelPath = "/boot/vmlinuz-6.1.0-56-amd64"
-)
+const testStubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+
+// testKernelPath is the installed Debian kernel (deps.sh installs one).
+func testKernelPath(t testing.TB) string {
+	t.Helper()
+	k, err := kernel.Installed("/boot", "/lib/modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Vmlinuz
+}
 
 func ukiTestStub(t testing.TB) []byte {
 	t.Helper()
@@ -208,7 +217,8 @@ func TestAssembleUKIRefusals(t *testing.T) {
 }
 
 func TestKernelRelease(t *testing.T) {
-	b, err := os.ReadFile(testKernelPath)
+	kpath := testKernelPath(t)
+	b, err := os.ReadFile(kpath)
 	if err != nil {
 		t.Fatalf("linux-image-amd64 needed: %v", err)
 	}
@@ -217,7 +227,7 @@ func TestKernelRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Debian names the file after the release.
-	if want := strings.TrimPrefix(filepath.Base(testKernelPath), "vmlinuz-"); got != want {
+	if want := strings.TrimPrefix(filepath.Base(kpath), "vmlinuz-"); got != want {
 		t.Errorf("release %q, want %q", got, want)
 	}
 	if _, err := KernelRelease(ukiTestStub(t)); !errors.Is(err, ErrNotBzImage) {

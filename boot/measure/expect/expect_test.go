@@ -72,7 +72,7 @@ func chain(newH func() hash.Hash, inputs ...[]byte) string {
 }
 
 func TestPredictFromObjcopyUKI(t *testing.T) {
-	kernel, err := os.ReadFile("/boot/vmlinuz-6.1.0-56-amd64")
+	kernel, err := os.ReadFile(installedKernel(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestPredictFromObjcopyUKI(t *testing.T) {
 }
 
 func TestAuthenticodeMatchesSbsign(t *testing.T) {
-	kernel, _ := os.ReadFile("/boot/vmlinuz-6.1.0-56-amd64")
+	kernel, _ := os.ReadFile(installedKernel(t))
 	path := buildUKI(t, ukiParts{linux: kernel[:50000], cmdline: []byte("quiet")})
 	dir := t.TempDir()
 	key, cert := testCert(t, dir)
@@ -178,7 +178,7 @@ func testCert(t *testing.T, dir string) (keyPath, certPath string) {
 }
 
 func TestLoadUKIFromDiskImage(t *testing.T) {
-	kernel, _ := os.ReadFile("/boot/vmlinuz-6.1.0-56-amd64")
+	kernel, _ := os.ReadFile(installedKernel(t))
 	ukiPath := buildUKI(t, ukiParts{linux: kernel[:30000], osrel: []byte("ID=x\n")})
 	want, _ := os.ReadFile(ukiPath)
 	dir := t.TempDir()
@@ -238,4 +238,15 @@ func FuzzParseUKI(f *testing.F) {
 			t.Fatalf("parsed UKI without .linux first: %v", secs)
 		}
 	})
+}
+
+// installedKernel is the newest installed Debian kernel image (deps.sh
+// installs linux-image-amd64); tests use its bytes as a real .linux.
+func installedKernel(t testing.TB) string {
+	t.Helper()
+	k, err := filepath.Glob("/boot/vmlinuz-*")
+	if err != nil || len(k) == 0 {
+		t.Fatalf("no /boot/vmlinuz-*: %v", err)
+	}
+	return k[len(k)-1]
 }

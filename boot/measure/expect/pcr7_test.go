@@ -84,7 +84,7 @@ func TestPCR7MatchesOVMF(t *testing.T) {
 // verifies the UKI, found by walking db in order; a UKI no entry verifies has
 // no PCR 7 (firmware refuses it).
 func TestAuthoritySelection(t *testing.T) {
-	kernel, _ := os.ReadFile("/boot/vmlinuz-6.1.0-56-amd64")
+	kernel, _ := os.ReadFile(installedKernel(t))
 	path := buildUKI(t, ukiParts{linux: kernel[:40000], cmdline: []byte("quiet")})
 	dir := t.TempDir()
 	keyA, certA := testCert(t, filepath.Join(dir))
