@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"inert/boot"
 )
 
 // ErrHooks marks operator "on" hooks that cannot be merged (not an object,
@@ -146,30 +148,11 @@ func onHooks(config []byte) (map[string][]json.RawMessage, bool, error) {
 	return out, true, nil
 }
 
-// WriteFile0600 writes b to path through a tmp file and rename, mode 0600.
+// WriteFile0600 writes b to path through a tmp file and rename, mode 0600,
+// making the directory first.
 func WriteFile0600(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return boot.WriteFileAtomic(path, b, 0o600)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/foxboron/go-uefi/efi/util"
 	"github.com/foxboron/go-uefi/efivar"
 	"github.com/google/uuid"
+	"inert/boot"
 )
 
 // Errors from key handling.
@@ -267,35 +268,8 @@ func ParseCertificatePEM(b []byte) (*x509.Certificate, error) {
 // keysWriteFile writes atomically (temporary file, fsync, rename) so a crash
 // never leaves half a key.
 func keysWriteFile(path string, b []byte, perm os.FileMode) error {
-	if err := keysAtomicWrite(path, b, perm); err != nil {
+	if err := boot.WriteFileAtomic(path, b, perm); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	return nil
-}
-
-// keysAtomicWrite writes b to path through a temporary file in the same
-// directory, fsynced and renamed into place, created with perm.
-func keysAtomicWrite(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

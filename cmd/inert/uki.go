@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"inert/boot"
 	"inert/initramfs"
 )
 
@@ -98,35 +99,9 @@ func runUKI(args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileReplacing(*out, img, 0o644); err != nil {
+	if err := boot.WriteFileAtomic(*out, img, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "uki: wrote %s (%d bytes)\nuki: sha256 %x\nuki: authenticode sha256 %x\n", *out, len(img), sha256.Sum256(img), digest)
 	return nil
-}
-
-// writeFileReplacing writes b to path through a temporary file and a
-// rename, so readers never see half a file.
-func writeFileReplacing(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

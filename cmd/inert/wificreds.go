@@ -66,7 +66,7 @@ func runWifiCreds(args []string) error {
 		return err // boot's errors never carry the passphrase
 	}
 	creds.Wipe()
-	if err := writeFileReplacing(*out, content, 0o600); err != nil {
+	if err := boot.WriteFileAtomic(*out, content, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wifi-creds: wrote %s for network %q (mode 0600)\n", *out, ssid)
