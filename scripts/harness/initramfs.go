@@ -8,10 +8,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/u-root/u-root/pkg/cpio"
+	"inert/initramfs"
 )
 
 // ErrBadArchivePath means a file name would escape the archive root.
@@ -31,7 +30,7 @@ type Initramfs struct {
 
 type entry struct {
 	data []byte
-	mode uint64
+	perm os.FileMode
 }
 
 // NewInitramfs returns an empty archive.
@@ -45,7 +44,7 @@ func (a *Initramfs) AddFile(name string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	a.files[clean] = entry{data: data, mode: cpio.S_IFREG | uint64(perm.Perm())}
+	a.files[clean] = entry{data: data, perm: perm.Perm()}
 	return nil
 }
 
@@ -87,49 +86,28 @@ func archivePath(name string) (string, error) {
 	return strings.TrimPrefix(clean, "/"), nil
 }
 
-// WriteTo writes the archive (with trailer) to w.
+// WriteTo writes the archive (with trailer) to w, through the same
+// reproducible newc writer the image build uses (package initramfs).
 func (a *Initramfs) WriteTo(w io.Writer) (int64, error) {
-	cw := &countingWriter{w: w}
-	names := map[string]cpio.Record{}
-	for name, e := range a.files {
-		names[name] = cpio.StaticRecord(e.data, cpio.Info{Name: name, Mode: e.mode, NLink: 1})
-		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if _, ok := names[dir]; !ok {
-				names[dir] = cpio.Directory(dir, 0o755)
-			}
-		}
-	}
+	t := initramfs.NewTree()
 	// Standard device nodes so early writes to the console work before
 	// devtmpfs is mounted.
-	for _, r := range []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.CharDev("dev/null", 0o666, 1, 3),
-	} {
-		if _, ok := names[r.Name]; !ok {
-			names[r.Name] = r
+	if err := t.CharDev("/dev/console", 0o600, 5, 1); err != nil {
+		return 0, err
+	}
+	if err := t.CharDev("/dev/null", 0o666, 1, 3); err != nil {
+		return 0, err
+	}
+	for name, e := range a.files {
+		if err := t.File("/"+name, e.data, e.perm); err != nil {
+			return 0, fmt.Errorf("harness: cpio %s: %w", name, err)
 		}
 	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
+	n, err := t.WriteCPIO(w)
+	if err != nil {
+		return n, fmt.Errorf("harness: cpio: %w", err)
 	}
-	sort.Strings(sorted)
-	rw := cpio.Newc.Writer(cw)
-	for i, n := range sorted {
-		r := cpio.MakeReproducible(names[n])
-		r.Ino = uint64(i + 1)
-		if r.NLink == 0 {
-			r.NLink = 1
-		}
-		if err := rw.WriteRecord(r); err != nil {
-			return cw.n, fmt.Errorf("harness: cpio %s: %w", n, err)
-		}
-	}
-	if err := cpio.WriteTrailer(rw); err != nil {
-		return cw.n, fmt.Errorf("harness: cpio trailer: %w", err)
-	}
-	return cw.n, nil
+	return n, nil
 }
 
 // WriteFile writes the archive to a file.
@@ -142,15 +120,4 @@ func (a *Initramfs) WriteFile(dst string) error {
 		return fmt.Errorf("harness: write initramfs: %w", err)
 	}
 	return nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

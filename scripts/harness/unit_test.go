@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -398,14 +397,5 @@ func TestStartConfigErrors(t *testing.T) {
 	_, err := Start(t.Context(), Config{WorkDir: t.TempDir(), Kernel: "/k", Firmware: "coreboot"})
 	if !errors.Is(err, ErrFirmware) {
 		t.Errorf("unknown firmware: err = %v, want ErrFirmware", err)
-	}
-}
-
-func TestVersionLess(t *testing.T) {
-	vs := []string{"6.1.0-56-amd64", "6.1.0-9-amd64", "5.10.0-30-amd64", "6.10.1-1-amd64"}
-	sort.Slice(vs, func(i, j int) bool { return versionLess(vs[i], vs[j]) })
-	want := "5.10.0-30-amd64 6.1.0-9-amd64 6.1.0-56-amd64 6.10.1-1-amd64"
-	if strings.Join(vs, " ") != want {
-		t.Errorf("sorted = %v", vs)
 	}
 }
