@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -74,4 +75,16 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 	}
 	*m = Millis(time.Duration(ms) * time.Millisecond)
 	return nil
+}
+
+// OneLine makes s safe for a one-line status: control characters (a
+// newline would forge another record in kmsg or the status file) become
+// spaces.
+func OneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -401,16 +402,15 @@ func writePublic(path string, b []byte) error {
 
 // sanitize keeps a status fragment on one printable line.
 func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 160 {
-		s = s[:160] + "..."
+	s = OneLine(s)
+	if len(s) <= 160 {
+		return s
 	}
-	return s
+	cut := 160
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never split a character
+	}
+	return s[:cut] + "..."
 }
 
 // readKernelLog reads what is in the kernel ring buffer now, without

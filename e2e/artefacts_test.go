@@ -275,30 +275,14 @@ func events(vm *harness.VM) []appliance.Event {
 	return out
 }
 
-// awaitHealthy polls the service's health probe through the host port
-// forward until it answers 200 (a condition wait on the one signal the
-// guest gives the host: its HTTP answer).
+// awaitHealthy waits for the service's health probe through the host port
+// forward.
 func awaitHealthy(t *testing.T, vm *harness.VM, limit time.Duration) {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d/~measurement@1.0/info", vm.HostPort())
-	deadline := time.Now().Add(limit)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case <-vm.Done():
-			t.Fatalf("QEMU exited before the service answered")
-		default:
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := vm.AwaitHealthy(context.Background(), limit); err != nil {
+		last, _ := vm.LastStatus()
+		t.Fatalf("%v (last status %q)", err, last)
 	}
-	last, _ := vm.LastStatus()
-	t.Fatalf("service did not answer within %s (last status %q)", limit, last)
 }
 
 // evidence fetches /evidence.json.

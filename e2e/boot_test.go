@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -203,29 +205,23 @@ func TestGoodConfig(t *testing.T) {
 	}
 }
 
-// TestWorkerPanic: a panic in the worker is a halt with a status line, never
-// a kernel panic.
-func TestWorkerPanic(t *testing.T) {
+// TestWorkerFaults: a panic in the worker, or a worker stuck in a step past
+// its deadline (the hook ignores its context, as a hung syscall would, so
+// PID 1 must kill it), is a halt naming the step: never a kernel panic.
+func TestWorkerFaults(t *testing.T) {
 	t.Parallel()
-	img, _ := stick{Cmdline: prodCmdline + " inert.fault=panic@esp"}.image(t)
-	vm := boot(t, harness.Config{Image: img, TPM: true})
-	if status := awaitHalt(t, vm, bootLimit); status != "Boot stopped: internal error in esp." {
-		t.Errorf("halt status %q", status)
+	for _, fault := range []struct{ kind, step string }{{"panic", "esp"}, {"hang", "usb-lockdown"}} {
+		t.Run(fault.kind, func(t *testing.T) {
+			t.Parallel()
+			img, _ := stick{Cmdline: prodCmdline + " inert.fault=" + fault.kind + "@" + fault.step}.image(t)
+			vm := boot(t, harness.Config{Image: img, TPM: true})
+			want := "Boot stopped: internal error in " + fault.step + "."
+			if status := awaitHalt(t, vm, bootLimit); status != want {
+				t.Errorf("halt status %q, want %q", status, want)
+			}
+			assertParked(t, vm)
+		})
 	}
-	assertParked(t, vm)
-}
-
-// TestWorkerHang: a worker stuck in a step past its deadline (the hook
-// ignores its context, as a hung syscall would) is killed by PID 1, which
-// halts with the step's name.
-func TestWorkerHang(t *testing.T) {
-	t.Parallel()
-	img, _ := stick{Cmdline: prodCmdline + " inert.fault=hang@usb-lockdown"}.image(t)
-	vm := boot(t, harness.Config{Image: img, TPM: true})
-	if status := awaitHalt(t, vm, bootLimit); status != "Boot stopped: internal error in usb-lockdown." {
-		t.Errorf("halt status %q", status)
-	}
-	assertParked(t, vm)
 }
 
 // TestSignalsToPID1: SIGTERM, SIGHUP and SIGINT sent to PID 1 during the boot
@@ -272,21 +268,15 @@ func TestServiceExit(t *testing.T) {
 // STOPPED (the splash redraws on the state change).
 func assertStoppedTheme(t *testing.T, vm *harness.VM) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		img, err := vm.Screen()
-		if err == nil {
-			c := img.RGBAAt(2, 2)
-			if c.R > 120 && int(c.R) > 2*int(c.G) && int(c.R) > 2*int(c.B) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the screen background is %v, not the STOPPED red", c)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	red := func(c color.RGBA) bool { return c.R > 120 && int(c.R) > 2*int(c.G) && int(c.R) > 2*int(c.B) }
+	img, err := vm.AwaitScreen(ctx, func(img *image.RGBA) bool { return red(img.RGBAAt(2, 2)) })
+	if err != nil {
+		if img != nil {
+			t.Fatalf("the screen background is %v, not the STOPPED red: %v", img.RGBAAt(2, 2), err)
 		}
-		time.Sleep(time.Second) // the screen has no change notification
+		t.Fatal(err)
 	}
 }
 

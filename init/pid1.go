@@ -32,9 +32,10 @@ const (
 
 // pid1 is the state of the init process. Only the main loop touches it.
 type pid1 struct {
-	m      *appliance.Manifest
-	reaper *reaper
-	start  time.Time
+	m       *appliance.Manifest
+	reaper  *reaper
+	sigchld <-chan os.Signal
+	start   time.Time
 	// startUptime is the kernel's clock when PID 1 began.
 	startUptime time.Duration
 
@@ -64,7 +65,7 @@ type pid1 struct {
 func runPID1() {
 	sigchld, dropped := catchSignals()
 	unix.Umask(0o077)
-	p := &pid1{reaper: newReaper(), start: time.Now(), startUptime: bootTime(), theme: "calm"}
+	p := &pid1{reaper: newReaper(), sigchld: sigchld, start: time.Now(), startUptime: bootTime(), theme: "calm"}
 	earlyErr := mountEarly()
 	p.openKmsg()
 	if err := disableCtrlAltDel(); err != nil {
@@ -136,7 +137,7 @@ func (p *pid1) openKmsg() {
 
 // log writes a PID 1 line to kmsg (and the console in debug mode).
 func (p *pid1) log(format string, a ...any) {
-	line := sanitizeLine(fmt.Sprintf("inert: "+format, a...))
+	line := appliance.OneLine(fmt.Sprintf("inert: "+format, a...))
 	if p.kmsg != nil {
 		p.kmsg.send([]byte(kmsgLevel + line + "\n"))
 	}
@@ -202,7 +203,7 @@ func (p *pid1) setStatus(word, status string) {
 		p.word = word
 	}
 	if status != "" {
-		p.status = sanitizeLine(status)
+		p.status = appliance.OneLine(status)
 		tmp := filepath.Join(p.m.RunDir, ".status.tmp")
 		if err := os.WriteFile(tmp, []byte(p.status+"\n"), 0o644); err == nil {
 			_ = os.Chmod(tmp, 0o644)
@@ -273,7 +274,7 @@ func (p *pid1) forwardLog(r *os.File, tag string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxEventLine)
 	for sc.Scan() {
-		line := sanitizeLine(tag + ": " + sc.Text())
+		line := appliance.OneLine(tag + ": " + sc.Text())
 		if p.kmsg != nil {
 			p.kmsg.send([]byte("<3>" + line + "\n"))
 		}

@@ -38,8 +38,9 @@ func (r *reaper) start(fork func() (int, error)) (int, <-chan unix.WaitStatus, e
 }
 
 // reapAll collects every exited child without blocking. It is called on each
-// SIGCHLD; signals coalesce, so one call must drain all zombies.
-func (r *reaper) reapAll() {
+// SIGCHLD; signals coalesce, so one call must drain all zombies. It reports
+// whether no child at all is left (wait4 says ECHILD).
+func (r *reaper) reapAll() (none bool) {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -47,7 +48,7 @@ func (r *reaper) reapAll() {
 			continue
 		}
 		if err != nil || pid <= 0 {
-			return
+			return errors.Is(err, unix.ECHILD)
 		}
 		r.mu.Lock()
 		r.reaped++

@@ -71,17 +71,7 @@ func humanLine(ev appliance.Event) string {
 		b.WriteString(" | ")
 		b.WriteString(ev.Status)
 	}
-	return sanitizeLine(b.String())
-}
-
-// sanitizeLine keeps a line printable and single: it goes to kmsg and consoles.
-func sanitizeLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
+	return appliance.OneLine(b.String())
 }
 
 func mustJSON(v any) []byte {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,17 +59,16 @@ func (p *pid1) terminal(action appliance.Action, status string) {
 	p.halt(status, "reboot(2) failed: "+errString(err))
 }
 
-// awaitNoChildren reaps until no child is left or the bound passes.
+// awaitNoChildren reaps on every SIGCHLD until no child is left or the
+// bound passes.
 func (p *pid1) awaitNoChildren(bound time.Duration) {
-	deadline := time.Now().Add(bound)
-	for time.Now().Before(deadline) {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.ECHILD) {
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	for !p.reaper.reapAll() {
+		select {
+		case <-p.sigchld:
+		case <-deadline.C:
 			return
-		}
-		if pid <= 0 {
-			time.Sleep(20 * time.Millisecond) // bounded poll: no signal wakes us here
 		}
 	}
 }

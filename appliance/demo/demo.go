@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"html/template"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ type ConfigEvidence struct {
 func (s *Server) Collect() Evidence {
 	ev := Evidence{
 		Status:    strings.TrimSpace(s.read("status")),
-		Events:    jsonLines(s.read("events.jsonl"), 0),
+		Events:    jsonLines(s.read("events.jsonl")),
 		UKISHA256: strings.TrimSpace(s.read("boot-uki-sha256")),
 		UKISource: keyValues(s.read("boot-uki-source")),
 		TEE:       rawOr(s.read("tee.json"), "{}"),
@@ -165,33 +166,15 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	_ = pageTmpl.Execute(w, s.Collect())
 }
 
-// read returns a run-dir file, capped, or "" when absent.
+// read returns a run-dir file, capped at 4 MiB, or "" when absent.
 func (s *Server) read(name string) string {
 	f, err := os.Open(filepath.Join(s.RunDir, name))
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(&capped{f, 4 << 20})
-	return b.String()
-}
-
-type capped struct {
-	f *os.File
-	n int64
-}
-
-func (c *capped) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		return 0, os.ErrClosed
-	}
-	if int64(len(p)) > c.n {
-		p = p[:c.n]
-	}
-	n, err := c.f.Read(p)
-	c.n -= int64(n)
-	return n, err
+	b, _ := io.ReadAll(io.LimitReader(f, 4<<20))
+	return string(b)
 }
 
 // keyValues parses key=value lines.
@@ -206,7 +189,7 @@ func keyValues(s string) map[string]string {
 	return out
 }
 
-func jsonLines(s string, _ int) []json.RawMessage {
+func jsonLines(s string) []json.RawMessage {
 	out := []json.RawMessage{}
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)

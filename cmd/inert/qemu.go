@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,9 +18,6 @@ import (
 func init() {
 	register("qemu", "boot an image in QEMU (OVMF, swtpm, USB stick) and wait for the service", runQEMU)
 }
-
-// qemuHealthPath is the service's readiness probe (CONTRACTS.md §4).
-const qemuHealthPath = "/~measurement@1.0/info"
 
 func runQEMU(args []string) (err error) {
 	fs := flag.NewFlagSet("qemu", flag.ContinueOnError)
@@ -90,7 +86,7 @@ func runQEMU(args []string) (err error) {
 	go qemuPrintStatus(ctx, vm)
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/", vm.HostPort())
-	if err := qemuAwaitHealthy(ctx, url+strings.TrimPrefix(qemuHealthPath, "/"), *timeout, vm.Done()); err != nil {
+	if err := vm.AwaitHealthy(ctx, *timeout); err != nil {
 		if status, ok := vm.LastStatus(); ok {
 			return fmt.Errorf("%w\nlast status: %s\nserial log: %s", err, status, vm.SerialLogPath())
 		}
@@ -126,41 +122,6 @@ func runQEMU(args []string) (err error) {
 			return fmt.Errorf("the VM exited: %v\nlast status: %s", vm.Wait(context.Background()), status)
 		}
 		return fmt.Errorf("the VM exited: %v", vm.Wait(context.Background()))
-	}
-}
-
-// errQEMUExited means the VM ended before the service became ready.
-var errQEMUExited = errors.New("the VM exited before the service answered")
-
-// qemuProbeInterval is how often the health probe is retried.
-var qemuProbeInterval = time.Second
-
-// qemuAwaitHealthy polls the health probe through the forwarded port until it
-// answers 200, the VM exits (vmDone closes), or the bound passes.
-func qemuAwaitHealthy(ctx context.Context, url string, limit time.Duration, vmDone <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	client := &http.Client{Timeout: 5 * time.Second}
-	tick := time.NewTicker(qemuProbeInterval)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the service did not answer %s within %s: %w", url, limit, ctx.Err())
-		case <-vmDone:
-			return errQEMUExited
-		case <-tick.C:
-		}
 	}
 }
 

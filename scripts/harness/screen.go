@@ -64,30 +64,47 @@ func DecodeQR(img image.Image) (string, error) {
 	return res.GetText(), nil
 }
 
-// AwaitQR takes screendumps until one holds a readable QR code or ctx ends
-// (the splash draws the code a probe interval after the service answers).
-// It returns the text and the screen it was read from.
-func (vm *VM) AwaitQR(ctx context.Context) (string, *image.RGBA, error) {
+// AwaitScreen takes screendumps until one satisfies match, or ctx ends, or
+// the VM exits; it returns the last screen it took. The screen has no change
+// notification, so this polls once a second.
+func (vm *VM) AwaitScreen(ctx context.Context, match func(*image.RGBA) bool) (*image.RGBA, error) {
 	var last *image.RGBA
-	lastErr := ErrNoQR
+	var lastErr error
 	for {
 		img, err := vm.Screen()
 		if err == nil {
 			last = img
-			text, derr := DecodeQR(img)
-			if derr == nil {
-				return text, img, nil
+			if match(img) {
+				return img, nil
 			}
-			lastErr = derr
-		} else {
-			lastErr = err
 		}
+		lastErr = err
 		select {
 		case <-ctx.Done():
-			return "", last, fmt.Errorf("awaiting a QR code: %w (last: %v)", ctx.Err(), lastErr)
+			if lastErr != nil {
+				return last, fmt.Errorf("awaiting the screen: %w (last: %v)", ctx.Err(), lastErr)
+			}
+			return last, fmt.Errorf("awaiting the screen: %w", ctx.Err())
 		case <-vm.Done():
-			return "", last, ErrVMExited
-		case <-time.After(time.Second): // the screen has no change notification
+			return last, ErrVMExited
+		case <-time.After(time.Second):
 		}
 	}
+}
+
+// AwaitQR waits until the screen holds a readable QR code (the splash draws
+// it a probe interval after the service answers) and returns its text and
+// the screen it was read from.
+func (vm *VM) AwaitQR(ctx context.Context) (string, *image.RGBA, error) {
+	var text string
+	lastErr := ErrNoQR
+	img, err := vm.AwaitScreen(ctx, func(img *image.RGBA) bool {
+		t, derr := DecodeQR(img)
+		text, lastErr = t, derr
+		return derr == nil
+	})
+	if err != nil {
+		return "", img, fmt.Errorf("%w (last decode: %v)", err, lastErr)
+	}
+	return text, img, nil
 }
