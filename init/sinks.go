@@ -3,13 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"inert/appliance"
+	"inert/boot"
 )
 
 // sink is one destination of events. Writes go through a bounded queue
@@ -43,15 +42,10 @@ func (s *sink) send(line []byte) {
 	}
 }
 
-// eventsPortPath finds the virtio-serial port named org.inert.events. There
-// is no udev to make /dev/virtio-ports/<name>, so read the name from sysfs.
+// eventsPortPath finds the virtio-serial port named org.inert.events.
 func eventsPortPath() string {
-	names, _ := filepath.Glob("/sys/class/virtio-ports/vport*/name")
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err == nil && strings.TrimSpace(string(b)) == "org.inert.events" {
-			return "/dev/" + filepath.Base(filepath.Dir(n))
-		}
+	if dev, ok := boot.VirtioPort("/sys", "org.inert.events"); ok {
+		return "/dev/" + dev
 	}
 	return ""
 }

@@ -9,6 +9,7 @@
 package guest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"inert/boot"
 )
 
 // ModulesList is where the host writes the modules to load, one path per
@@ -100,11 +103,19 @@ func loadModule(path string) error {
 
 // OpenPort waits up to timeout for the virtio-serial port with the given name
 // and opens it for writing. Without udev there is no /dev/virtio-ports link,
-// so it matches /sys/class/virtio-ports/vport*/name and opens /dev/vportNpM.
+// so it matches the port's sysfs name (boot.VirtioPort) and opens
+// /dev/vportNpM, re-checking whenever the kernel announces a device.
 func OpenPort(name string, timeout time.Duration) (*os.File, error) {
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Listen before the first look, so an announcement in between is kept.
+	uevents, err := boot.OpenNetlinkUevents()
+	if err != nil {
+		return nil, fmt.Errorf("guest: uevents: %w", err)
+	}
+	defer uevents.Close()
 	for {
-		if dev, ok := findPort("/sys/class/virtio-ports", name); ok {
+		if dev, ok := boot.VirtioPort("/sys", name); ok {
 			f, err := os.OpenFile("/dev/"+dev, os.O_RDWR, 0)
 			if err == nil {
 				return f, nil
@@ -113,45 +124,24 @@ func OpenPort(name string, timeout time.Duration) (*os.File, error) {
 				return nil, fmt.Errorf("guest: open port %s: %w", name, err)
 			}
 		}
-		if time.Now().After(deadline) {
+		err := uevents.WaitFor(ctx, "virtio port "+name, func(u boot.Uevent) bool { return u.Action == "add" })
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %q after %s", ErrNoPort, name, timeout)
 		}
-		// Waiting for the port device to register: no uevent listener in
-		// these tiny guests, so re-check sysfs at a short interval.
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// findPort returns the device name (vportNpM) of the port called name under
-// classDir (/sys/class/virtio-ports).
-func findPort(classDir, name string) (string, bool) {
-	paths, _ := filepath.Glob(filepath.Join(classDir, "vport*", "name"))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err == nil && strings.TrimSpace(string(b)) == name {
-			return filepath.Base(filepath.Dir(p)), true
+		if err != nil {
+			return nil, fmt.Errorf("guest: awaiting port %s: %w", name, err)
 		}
 	}
-	return "", false
 }
 
-// Cmdline returns the value of key=value on the kernel command line.
+// Cmdline returns the value of key=value on the kernel command line, split
+// by whole tokens as the kernel does (boot.ParseCmdline).
 func Cmdline(key string) (string, bool) {
 	b, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return "", false
 	}
-	return cmdlineValue(string(b), key)
-}
-
-// cmdlineValue finds key=value among whitespace-separated tokens.
-func cmdlineValue(cmdline, key string) (string, bool) {
-	for _, tok := range strings.Fields(cmdline) {
-		if v, ok := strings.CutPrefix(tok, key+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
+	return boot.ParseCmdline(string(b)).Value(key)
 }
 
 // PowerOff syncs and powers the VM off. It returns only on failure.
